@@ -1,0 +1,83 @@
+"""``dialbench run``: tasks x systems on bundled samples or user data; no arguments = the default suite.
+
+The default suite runs every task on its bundled sample with each of the task's default systems,
+one run directory per system under ``runs/default/``, and writes ``leaderboards/default.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from harness.cliargs import assignments, comma_list, task_paths, typed
+from harness.errors import unknown_name
+
+DEFAULT_OUTPUT = Path("runs/default")
+DEFAULT_TABLE = Path("leaderboards/default.md")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tasks", help="comma-separated task ids (default: all)")
+    parser.add_argument("--systems", help="comma-separated systems (default: each task's default systems)")
+    parser.add_argument("--data", action="append", metavar="TASK=PATH", help="test data of a task (default: bundled sample)")
+    parser.add_argument("--train-data", action="append", metavar="TASK=PATH", help="training data of a task")
+    parser.add_argument("--protocol", action="append", metavar="TASK=PROTOCOL", help="example-building protocol of a task")
+    parser.add_argument("--profile", action="append", metavar="TASK=PROFILE", help="metric profile of a task")
+    parser.add_argument("--set", action="append", metavar="SYSTEM.KEY=VALUE", dest="system_options",
+                        help="system option, e.g. zero_shot_lm.batch_size=8")
+    parser.add_argument("--limit", type=int, help="score only the first N examples of each task")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="parent folder of the run directories")
+    parser.add_argument("--table", type=Path, default=DEFAULT_TABLE, help="where to write the markdown leaderboard")
+    parser.add_argument("--fresh", action="store_true", help="ignore finished tasks in existing run directories")
+
+
+def system_options(values: list[str] | None, systems: list[str]) -> dict[str, dict[str, object]]:
+    """Return per-system options from ``SYSTEM.KEY=VALUE`` strings."""
+    options: dict[str, dict[str, object]] = {name: {} for name in systems}
+    for target, value in assignments(values, "--set").items():
+        system, _, key = target.partition(".")
+        if system not in options or not key:
+            raise unknown_name("system in --set", system, systems)
+        options[system][key] = typed(value)
+    return options
+
+
+def run(args: argparse.Namespace) -> int:
+    from baselines import SYSTEMS
+    from harness.runner import SystemSpec, TaskSpec, run_system
+    from leaderboards.render import render_table
+    from harness.jsonio import write_atomic
+    from tasks import TASKS
+
+    task_names = comma_list(args.tasks) or TASKS.names()
+    for name in task_names:
+        TASKS.get(name)  # unknown names fail here with the valid choices
+    requested_systems = comma_list(args.systems)
+    for name in requested_systems:
+        SYSTEMS.get(name)
+    data = task_paths(args.data, "--data", TASKS.names())
+    train_data = task_paths(args.train_data, "--train-data", TASKS.names())
+    protocols = assignments(args.protocol, "--protocol")
+    profiles = assignments(args.profile, "--profile")
+    plan: dict[str, list[str]] = {}
+    for task_name in task_names:
+        systems = requested_systems or list(TASKS.get(task_name).default_systems)
+        for system in systems:
+            plan.setdefault(system, []).append(task_name)
+    options = system_options(args.system_options, list(plan))
+    run_dirs = []
+    for system, tasks in plan.items():
+        specs = [TaskSpec(name=t, data=data.get(t), train_data=train_data.get(t), protocol=protocols.get(t),
+                          limit=args.limit, profile=profiles.get(t)) for t in tasks]
+        run_dir = args.output / system
+        run_system(SystemSpec(system, options[system]), specs, run_dir, seed=args.seed,
+                   resume=not args.fresh, command=["dialbench", *sys.argv[1:]])
+        run_dirs.append(run_dir)
+    table = render_table(run_dirs, fmt="md")
+    header = (f"# dialbench leaderboard\n\nMade by `dialbench {' '.join(sys.argv[1:]) or 'run'}`; "
+              f"run directories: {', '.join(f'`{d}`' for d in run_dirs)} (config.json in each traces every number).\n\n")
+    write_atomic(args.table, header + table)
+    print(table, end="")
+    print(f"[dialbench] wrote {args.table}", file=sys.stderr)
+    return 0

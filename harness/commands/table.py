@@ -1,0 +1,23 @@
+"""``dialbench table RUN_DIR... --format md|csv|latex|json [--output FILE]``."""
+from __future__ import annotations
+
+import argparse
+
+from harness.jsonio import write_atomic
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (each holds results.json)")
+    parser.add_argument("--format", default="md", choices=["md", "csv", "latex", "json"])
+    parser.add_argument("--output", help="write the table to this file (atomically) instead of stdout")
+
+
+def run(args: argparse.Namespace) -> int:
+    from leaderboards.render import render_table
+
+    text = render_table(args.run_dirs, fmt=args.format)
+    if args.output:
+        write_atomic(args.output, text)
+    else:
+        print(text, end="")
+    return 0

@@ -1,0 +1,59 @@
+"""Leaderboard rendering: rows systems, columns metrics, grouped by task, footnoted empty cells."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from harness.errors import UserError
+from harness.jsonio import write_json
+from leaderboards.render import render_table
+
+
+def make_run(path, system, results, not_applicable=None, model=None):
+    write_json(path / "results.json", {
+        "system": system, "results": results, "not_applicable": not_applicable or {},
+        "signatures": {t: f"profile:test|task:{t}" for t in results}, "n_examples": {t: 3 for t in results},
+    })
+    write_json(path / "config.json", {"system": {"name": system, "options": {"model": model} if model else {}}})
+    return path
+
+
+@pytest.fixture
+def runs(tmp_path):
+    a = make_run(tmp_path / "a", "copy_last", {"convai2_persona": {"f1": 5.0, "ppl": None}, "esconv_strategy": {"Bleu_1": 0.25}},
+                 not_applicable={"convai2_persona": {"ppl": "system gives no log-likelihoods"}})
+    b = make_run(tmp_path / "b", "zero_shot_lm", {"convai2_persona": {"f1": 12.345, "ppl": 30.0}}, model="tiny")
+    return [a, b]
+
+
+def test_markdown_groups_by_task_and_footnotes_empty_cells(runs):
+    text = render_table(runs, fmt="md")
+    assert text.index("### esconv_strategy") < text.index("### convai2_persona")  # registry order
+    convai2 = text.split("### convai2_persona")[1]
+    assert "| copy_last" in convai2 and "| zero_shot_lm (tiny)" in convai2
+    assert "12.35" in convai2 and "30.00" in convai2
+    assert "[1] ppl: system gives no log-likelihoods" in text
+    copy_row = next(line for line in convai2.splitlines() if line.startswith("| copy_last"))
+    assert "[1]" in copy_row
+
+
+def test_csv_and_json_are_flat_with_a_task_column(runs):
+    rows = list(csv.DictReader(io.StringIO(render_table(runs, fmt="csv"))))
+    assert {(r["task"], r["system"]) for r in rows} == {
+        ("convai2_persona", "copy_last"), ("convai2_persona", "zero_shot_lm (tiny)"), ("esconv_strategy", "copy_last")}
+    assert float(next(r for r in rows if r["system"] == "zero_shot_lm (tiny)")["f1"]) == pytest.approx(12.345)
+    data = json.loads(render_table(runs, fmt="json"))
+    assert {d["task"] for d in data} == {"convai2_persona", "esconv_strategy"}
+
+
+def test_latex_renders_booktabs(runs):
+    text = render_table(runs, fmt="latex")
+    assert "\\toprule" in text and "% convai2_persona" in text
+
+
+def test_missing_run_directory_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="results.json: file not found"):
+        render_table([tmp_path / "nope"], fmt="md")
