@@ -153,6 +153,7 @@ def run_task(system_spec: SystemSpec, spec: TaskSpec) -> TaskOutcome:
         "signature": report.signature,
         "n_examples": len(examples),
         "system": system_info,
+        "skipped": dict(getattr(task, "skipped", {}) or {}),
         "respond_seconds": round(seconds, 3),
     }
     return TaskOutcome(samples, dict(report.corpus), dict(report.intervals), report.signature,

@@ -85,7 +85,7 @@ def _metric_columns(rows: Sequence[RunRow]) -> list[str]:
 def _format_value(value: float | None) -> str:
     if value is None:
         return ""
-    return f"{value:.4g}" if abs(value) < 1 else f"{value:.2f}"
+    return f"{value:.4f}" if abs(value) < 1 else f"{value:.2f}"
 
 
 class _Footnotes:

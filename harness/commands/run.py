@@ -23,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-data", action="append", metavar="TASK=PATH", help="training data of a task")
     parser.add_argument("--protocol", action="append", metavar="TASK=PROTOCOL", help="example-building protocol of a task")
     parser.add_argument("--profile", action="append", metavar="TASK=PROFILE", help="metric profile of a task")
+    parser.add_argument("--task-option", action="append", metavar="TASK.KEY=VALUE", dest="task_options",
+                        help="task option, e.g. esconv_strategy.expand_contractions=true")
     parser.add_argument("--set", action="append", metavar="SYSTEM.KEY=VALUE", dest="system_options",
                         help="system option, e.g. zero_shot_lm.batch_size=8")
     parser.add_argument("--limit", type=int, help="score only the first N examples of each task")
@@ -32,14 +34,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fresh", action="store_true", help="ignore finished tasks in existing run directories")
 
 
-def system_options(values: list[str] | None, systems: list[str]) -> dict[str, dict[str, object]]:
-    """Return per-system options from ``SYSTEM.KEY=VALUE`` strings."""
-    options: dict[str, dict[str, object]] = {name: {} for name in systems}
-    for target, value in assignments(values, "--set").items():
-        system, _, key = target.partition(".")
-        if system not in options or not key:
-            raise unknown_name("system in --set", system, systems)
-        options[system][key] = typed(value)
+def scoped_options(values: list[str] | None, flag: str, kind: str, names: list[str]) -> dict[str, dict[str, object]]:
+    """Return per-name options from ``NAME.KEY=VALUE`` strings (``--set``, ``--task-option``)."""
+    options: dict[str, dict[str, object]] = {name: {} for name in names}
+    for target, value in assignments(values, flag).items():
+        name, _, key = target.partition(".")
+        if name not in options or not key:
+            raise unknown_name(f"{kind} in {flag}", name, names)
+        options[name][key] = typed(value)
     return options
 
 
@@ -65,11 +67,12 @@ def run(args: argparse.Namespace) -> int:
         systems = requested_systems or list(TASKS.get(task_name).default_systems)
         for system in systems:
             plan.setdefault(system, []).append(task_name)
-    options = system_options(args.system_options, list(plan))
+    options = scoped_options(args.system_options, "--set", "system", list(plan))
+    task_options = scoped_options(args.task_options, "--task-option", "task", task_names)
     run_dirs = []
     for system, tasks in plan.items():
         specs = [TaskSpec(name=t, data=data.get(t), train_data=train_data.get(t), protocol=protocols.get(t),
-                          limit=args.limit, profile=profiles.get(t)) for t in tasks]
+                          limit=args.limit, profile=profiles.get(t), options=task_options[t]) for t in tasks]
         run_dir = args.output / system
         run_system(SystemSpec(system, options[system]), specs, run_dir, seed=args.seed,
                    resume=not args.fresh, command=["dialbench", *sys.argv[1:]])

@@ -1,0 +1,270 @@
+"""``gpt2_dialogue``: GPT-2 fine-tuned on multi-turn dialogue with speaker tokens (systems.md §4).
+
+The input format is shared by training (``training/recipes/gpt2_dialogue.py``) and inference so the
+two can never drift: ``<bos>`` + ``[<sp1>|<sp2>] + utterance`` per turn + ``<sp2>`` (+ target +
+eos when training); token-type ids repeat each utterance's speaker token (``<bos>`` takes the first
+speaker's, the response and eos take ``<sp2>``); the loss covers only the target and eos.
+
+Generation goes through ``model.generate`` rather than the shared text-prompt generator because the
+model needs token-type ids: transformers extends ``token_type_ids`` (and explicit ``position_ids``)
+for new tokens by repeating the last prompt value, and the prompt ends with ``<sp2>`` (type
+``<sp2>``), so every generated token gets type ``<sp2>`` exactly as in the paper's inference loop.
+Batches are left-padded with an attention mask and position ids that start at 0 on the first real
+token, so a batched answer equals the unbatched one (tested).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence, cast
+
+from harness.errors import UserError
+from harness.records import BOT, Example, Response, Turn
+from harness.system import System
+from training.collate import IGNORE_INDEX, encode_segments
+
+BOS, SP1, SP2 = "<bos>", "<sp1>", "<sp2>"
+SILENCE = "__ SILENCE __"
+"""PersonaChat's placeholder for a partner who did not speak; the paper drops it."""
+MAX_TURNS = 5
+"""Utterances per window, counting the response (paper default ``max_turns``)."""
+
+
+def add_dialogue_tokens(tokenizer: Any) -> int:
+    """Add ``<bos>``, ``<sp1>``, ``<sp2>`` (pad = eos, as the paper pads with eos); return how many were new."""
+    added = tokenizer.add_special_tokens({"bos_token": BOS, "additional_special_tokens": [SP1, SP2]})
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return added
+
+
+@dataclass(frozen=True)
+class DialogueFormat:
+    """Token ids of the format's special tokens, and the encoding of windows into model inputs."""
+
+    bos: int
+    eos: int
+    sp1: int
+    sp2: int
+
+    @classmethod
+    def of(cls, tokenizer: Any, where: str = "tokenizer") -> "DialogueFormat":
+        """Return the format for ``tokenizer``; a tokenizer without the speaker tokens is a UserError."""
+        ids = {}
+        for name, token in (("bos", BOS), ("sp1", SP1), ("sp2", SP2), ("eos", tokenizer.eos_token)):
+            value = tokenizer.convert_tokens_to_ids(token) if token else None
+            if value is None or value == tokenizer.unk_token_id or token not in tokenizer.get_vocab():
+                raise UserError(f"{where}: token {token!r} missing; not a gpt2_dialogue checkpoint "
+                                "(make one with `dialbench train gpt2_dialogue`)")
+            ids[name] = int(value)
+        return cls(**ids)
+
+    def speaker(self, role: str) -> int:
+        """Return the speaker token of a turn role: the bot is ``<sp2>``, everyone else ``<sp1>``."""
+        return self.sp2 if role == BOT else self.sp1
+
+    def encode(self, context: Sequence[tuple[int, Sequence[int]]], target: Sequence[int] | None = None,
+               max_length: int | None = None) -> dict[str, list[int]] | None:
+        """Return input_ids/token_type_ids/labels for ``context`` utterances (speaker, ids) + ``<sp2>``.
+
+        With ``target`` the response and eos are appended and labelled; without it the result is a
+        generation prompt (its labels are all -100 and it is returned anyway).
+        """
+        first = context[0][0] if context else self.sp2
+        segments: list[tuple[list[int], bool]] = [([self.bos], False)]
+        types: list[int] = [first]
+        for speaker, ids in context:
+            segments.append(([speaker, *ids], False))
+            types.append(speaker)
+        segments.append(([self.sp2], False))
+        types.append(self.sp2)
+        if target is None:
+            ids = [token for segment, _ in segments for token in segment]
+            type_ids = [t for (segment, _), t in zip(segments, types) for _ in segment]
+            return {"input_ids": ids, "token_type_ids": type_ids, "labels": [IGNORE_INDEX] * len(ids)}
+        segments.append(([*target, self.eos], True))
+        types.append(self.sp2)
+        return encode_segments(segments, max_length=max_length, token_types=types)
+
+
+def window_length(utterances: Sequence[tuple[int, Sequence[int]]]) -> int:
+    """Return the encoded length of a window whose last utterance is the target (bos + sp/utt + eos)."""
+    return 2 + sum(1 + len(ids) for _, ids in utterances)
+
+
+def training_windows(fmt: DialogueFormat, utterances: Sequence[tuple[int, Sequence[int]]],
+                     max_turns: int = MAX_TURNS, max_len: int = 1024) -> list[dict[str, list[int]]]:
+    """Return the paper's training examples of one dialogue (systems.md §4.2).
+
+    Every ``<sp2>`` utterance h >= 1 is a target; its window starts at the earliest s in
+    [max(0, h-max_turns+1), h-1] whose encoding fits ``max_len`` (so at least one context utterance);
+    targets with no fitting window are skipped, as in the released code.
+    """
+    examples = []
+    for h, (speaker, target) in enumerate(utterances):
+        if speaker != fmt.sp2 or h == 0:
+            continue
+        for start in range(max(0, h - max_turns + 1), h):
+            if window_length(utterances[start:h + 1]) <= max_len:
+                examples.append(fmt.encode(utterances[start:h], target))
+                break
+    return [example for example in examples if example is not None]
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word not in ("true", "false", "1", "0", "yes", "no"):
+        raise UserError(f"system 'gpt2_dialogue': expected true or false, got '{value}'")
+    return word in ("true", "1", "yes")
+
+
+class GPT2DialogueSystem(System):
+    """Answers with a GPT-2 checkpoint trained by ``dialbench train gpt2_dialogue``.
+
+    Options: ``model`` (checkpoint directory, required), ``batch_size`` (8), ``device`` (auto),
+    ``dtype`` (auto: float32 on CPU, bfloat16 on a GPU that has it), ``max_new_tokens`` (64),
+    ``do_sample`` (false: greedy, for reproducible scored runs; the paper samples), ``top_p`` (0.8,
+    the paper's nucleus; no top-k, no temperature), ``seed`` (0), ``max_turns`` (5: the prompt keeps
+    the last max_turns-1 context utterances). ``ref_nll`` is the summed NLL of the first reference
+    plus eos under the same prompt, ``ref_tokens`` its token count (reference tokens + 1).
+    """
+
+    name = "gpt2_dialogue"
+    description = "GPT-2 fine-tuned on multi-turn dialogue with speaker tokens (devjwsong)"
+    option_names = ("model", "batch_size", "device", "dtype", "max_new_tokens", "do_sample", "top_p", "seed",
+                    "max_turns")
+
+    def __init__(self, task: Any, **options: Any) -> None:
+        super().__init__(task, **options)
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        model_dir = options.get("model")
+        if not model_dir:
+            raise UserError("system 'gpt2_dialogue' needs option model=DIR (a checkpoint from `dialbench train gpt2_dialogue`)")
+        if not Path(model_dir).is_dir():
+            raise UserError(f"{model_dir}: checkpoint directory not found (system 'gpt2_dialogue' option model)")
+        self.batch_size = int(options.get("batch_size", 8))
+        self.max_new_tokens = int(options.get("max_new_tokens", 64))
+        self.do_sample = _flag(options.get("do_sample", False))
+        self.top_p = float(options.get("top_p", 0.8))
+        self.seed = int(options.get("seed", 0))
+        self.max_turns = int(options.get("max_turns", MAX_TURNS))
+        device = str(options.get("device", "auto"))
+        self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)
+        dtype = str(options.get("dtype", "auto"))
+        if dtype == "auto":
+            dtype = "bfloat16" if self.device.type == "cuda" and torch.cuda.is_bf16_supported() else "float32"
+        if dtype not in ("float32", "bfloat16", "float16"):
+            raise UserError(f"system 'gpt2_dialogue' option dtype: '{dtype}' is not one of auto, float32, bfloat16, float16")
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.format = DialogueFormat.of(self.tokenizer, where=str(model_dir))
+        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype)).to(self.device).eval()
+        if self.model.config.model_type != "gpt2":
+            raise UserError(f"{model_dir}: model type '{self.model.config.model_type}' is not gpt2 (token types need GPT-2)")
+        self.n_ctx = int(self.model.config.n_positions)
+
+    # --- inputs ------------------------------------------------------------------------------------
+    def _context(self, turns: Sequence[Turn], room: int) -> list[tuple[int, list[int]]]:
+        """Return the last max_turns-1 utterances, dropping the oldest until ``room`` tokens suffice."""
+        turns = [turn for turn in turns if turn.text.strip() != SILENCE][-(self.max_turns - 1):] if self.max_turns > 1 else []
+        context = [(self.format.speaker(t.speaker), self.tokenizer.encode(t.text, add_special_tokens=False)) for t in turns]
+        while context and 2 + sum(1 + len(ids) for _, ids in context) > room:
+            context = context[1:]
+        return context
+
+    def prompt(self, example: Example) -> dict[str, list[int]]:
+        """Return the generation prompt of ``example`` (token ids and token types)."""
+        return cast(dict, self.format.encode(self._context(example.context, self.n_ctx - self.max_new_tokens)))
+
+    def scoring_input(self, example: Example) -> dict[str, list[int]] | None:
+        """Return prompt + first reference + eos, labelled on the reference and eos (None without one)."""
+        if not example.references:
+            return None
+        target = self.tokenizer.encode(example.references[0], add_special_tokens=False)[: self.n_ctx - 3]
+        context = self._context(example.context, self.n_ctx - len(target) - 1)
+        return self.format.encode(context, target, max_length=self.n_ctx)
+
+    # --- model calls ------------------------------------------------------------------------------
+    def _left_padded(self, rows: Sequence[dict[str, list[int]]]) -> dict[str, Any]:
+        import torch
+
+        width = max(len(row["input_ids"]) for row in rows)
+        batch: dict[str, list[list[int]]] = {"input_ids": [], "token_type_ids": [], "attention_mask": [], "position_ids": []}
+        for row in rows:
+            pad = width - len(row["input_ids"])
+            batch["input_ids"].append([self.format.eos] * pad + row["input_ids"])
+            batch["token_type_ids"].append([self.format.sp2] * pad + row["token_type_ids"])
+            batch["attention_mask"].append([0] * pad + [1] * len(row["input_ids"]))
+            batch["position_ids"].append([0] * pad + list(range(len(row["input_ids"]))))
+        return {key: torch.tensor(value, device=self.device) for key, value in batch.items()}
+
+    def generate(self, examples: Sequence[Example]) -> list[str]:
+        """Return one decoded reply per example (batched, left padded; stops at eos or a speaker token)."""
+        import torch
+
+        inputs = self._left_padded([self.prompt(example) for example in examples])
+        stops = [self.format.eos, self.format.sp1, self.format.sp2, self.format.bos]
+        sampling = {"do_sample": True, "top_p": self.top_p, "top_k": 0, "temperature": 1.0} if self.do_sample else {"do_sample": False}
+        with torch.no_grad():
+            output = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, eos_token_id=stops,
+                                         pad_token_id=self.format.eos, **sampling)
+        new = output[:, inputs["input_ids"].shape[1]:].tolist()
+        texts = []
+        for ids in new:
+            cut = next((i for i, token in enumerate(ids) if token in stops), len(ids))
+            texts.append(self.tokenizer.decode(ids[:cut], skip_special_tokens=True).strip())
+        return texts
+
+    def reference_nll(self, examples: Sequence[Example]) -> list[tuple[float, int] | None]:
+        """Return (summed NLL in nats, token count) of each example's first reference + eos."""
+        import torch
+
+        rows = [self.scoring_input(example) for example in examples]
+        present = [row for row in rows if row is not None]
+        if not present:
+            return [None] * len(rows)
+        width = max(len(row["input_ids"]) for row in present)
+        pad = lambda values, fill: [list(values) + [fill] * (width - len(values))]  # noqa: E731
+        ids = torch.tensor(sum((pad(r["input_ids"], self.format.eos) for r in present), []), device=self.device)
+        types = torch.tensor(sum((pad(r["token_type_ids"], self.format.sp2) for r in present), []), device=self.device)
+        mask = torch.tensor(sum((pad([1] * len(r["input_ids"]), 0) for r in present), []), device=self.device)
+        labels = torch.tensor(sum((pad(r["labels"], IGNORE_INDEX) for r in present), []), device=self.device)
+        with torch.no_grad():
+            logits = self.model(input_ids=ids, token_type_ids=types, attention_mask=mask).logits.float()
+        logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
+        gold = labels[:, 1:]
+        picked = logprobs.gather(-1, gold.clamp(min=0).unsqueeze(-1)).squeeze(-1) * (gold != IGNORE_INDEX)
+        scores = iter(zip((-picked.sum(-1)).tolist(), (gold != IGNORE_INDEX).sum(-1).tolist()))
+        return [next(scores) if row is not None else None for row in rows]
+
+    def respond(self, examples: Sequence[Example]) -> list[Response]:
+        """Return greedy (or nucleus-sampled) replies with reference NLL for perplexity."""
+        import torch
+
+        torch.manual_seed(self.seed)
+        responses: list[Response] = []
+        for start in range(0, len(examples), self.batch_size):
+            batch = examples[start:start + self.batch_size]
+            for example, text, nll in zip(batch, self.generate(batch), self.reference_nll(batch)):
+                responses.append(Response(example_id=example.id, text=text,
+                                          ref_nll=None if nll is None else float(nll[0]),
+                                          ref_tokens=None if nll is None else int(nll[1])))
+        return responses
+
+    def info(self) -> dict[str, Any]:
+        """Return the identity of this system's outputs, including how the checkpoint was trained."""
+        info = super().info()
+        meta = Path(str(self.options["model"])) / "dialbench_training.json"
+        if meta.is_file():
+            import json
+
+            trained = json.loads(meta.read_text(encoding="utf-8"))
+            info["training"] = {key: trained.get(key) for key in ("system", "preset", "max_steps", "data")}
+        return info
+
+    def close(self) -> None:
+        """Drop the model so its memory can be reclaimed between runs."""
+        self.model = None  # type: ignore[assignment]

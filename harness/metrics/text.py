@@ -1,0 +1,133 @@
+"""Text normalisers and tokenisers shared by the metrics; each is named so it can enter a signature.
+
+A published number depends on how text was cut, cased and split, so every choice here is a named
+setting (``Tokenizer.kind``, ``lowercase``, hypothesis post-processing) rather than a hidden step.
+"""
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+TOKENIZER_KINDS = ("nltk", "nltk-line", "whitespace", "char", "char-nopunct", "parlai")
+
+
+@lru_cache(maxsize=1)
+def _nltk_tokenizers():
+    # Untrained Punkt needs no data file (punkt_tab cannot be downloaded here); for dialogue text it
+    # splits exactly where the English model does except after abbreviations such as "mr.".
+    from nltk.tokenize import NLTKWordTokenizer
+    from nltk.tokenize.punkt import PunktSentenceTokenizer
+
+    return PunktSentenceTokenizer(), NLTKWordTokenizer()
+
+
+def nltk_tokens(text: str, split_sentences: bool = True) -> list[str]:
+    """Return ``nltk.word_tokenize(text)`` tokens: Punkt sentences, then the Treebank word tokenizer.
+
+    With ``split_sentences=False`` this is ``word_tokenize(text, preserve_line=True)``.
+    """
+    sentences, words = _nltk_tokenizers()
+    parts = sentences.tokenize(text) if split_sentences else [text]
+    return [token for part in parts for token in words.tokenize(part)]
+
+
+_CJK = (
+    "\u2e80-\u2fdf\u3000-\u303f\u3040-\u30ff\u3100-\u312f\u3190-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef"
+)
+_CHAR_TOKEN = re.compile(rf"[{_CJK}]|[^\W_]+|[^\s\w{_CJK}]|_", re.UNICODE)
+
+
+def char_tokens(text: str) -> list[str]:
+    """Return character-level tokens for Chinese: every CJK character and CJK punctuation mark is a token,
+    runs of Latin letters/digits stay one token, other punctuation marks are single tokens, spaces vanish.
+
+    This is the usual choice of Chinese dialogue papers (BLEU/ROUGE/Distinct on characters) and agrees
+    with sacreBLEU's ``zh`` tokenizer on CJK characters.
+    """
+    return _CHAR_TOKEN.findall(text)
+
+
+_PARLAI_PUNCT = re.compile("[%s]" % re.escape(string.punctuation))
+_PARLAI_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def parlai_normalize(text: str) -> str:
+    """Return ParlAI's ``normalize_answer`` (parlai/core/metrics.py): lowercase, drop punctuation and
+    a/an/the, collapse whitespace."""
+    text = text.lower()
+    text = _PARLAI_PUNCT.sub(" ", text)
+    text = _PARLAI_ARTICLES.sub(" ", text)
+    return " ".join(text.split())
+
+
+@dataclass(frozen=True)
+class Tokenizer:
+    """A named tokenisation recipe.
+
+    ``kind``: ``nltk`` (nltk.word_tokenize as nlg-eval derivatives call it), ``nltk-line``
+    (word_tokenize with preserve_line=True), ``whitespace`` (str.split, SPT), ``char`` (Chinese
+    characters, see :func:`char_tokens`), ``char-nopunct`` (the same without punctuation and
+    symbols, for F1), ``parlai`` (normalize_answer then split).
+    ``zh_kind`` replaces ``kind`` when the language is Chinese (``None`` keeps ``kind``).
+    """
+
+    kind: str = "whitespace"
+    lowercase: bool = False
+    zh_kind: str | None = "char"
+
+    def resolve(self, language: str) -> "Tokenizer":
+        """Return the tokenizer actually used for ``language``."""
+        if language == "zh" and self.zh_kind and self.zh_kind != self.kind:
+            return Tokenizer(self.zh_kind, self.lowercase, None)
+        return self
+
+    def __call__(self, text: str) -> list[str]:
+        if self.lowercase:
+            text = text.lower()
+        if self.kind == "nltk":
+            return nltk_tokens(text)
+        if self.kind == "nltk-line":
+            return nltk_tokens(text, split_sentences=False)
+        if self.kind == "whitespace":
+            return text.split()
+        if self.kind == "char":
+            return char_tokens(text)
+        if self.kind == "char-nopunct":
+            return [t for t in char_tokens(text) if not unicodedata.category(t[0]).startswith(("P", "S"))]
+        if self.kind == "parlai":
+            return parlai_normalize(text).split()
+        raise ValueError(f"unknown tokenizer kind '{self.kind}' (choices: {', '.join(TOKENIZER_KINDS)})")
+
+    def describe(self) -> str:
+        """Return the signature fragment, e.g. ``nltk+lc``."""
+        return self.kind + ("+lc" if self.lowercase else "")
+
+
+_SPT_CUT = re.compile(r"R:|Q:|Summary:|\n|:")
+
+
+def spt_cut(text: str) -> str:
+    """Return ``text`` cut at the first ``R:``, ``Q:``, ``Summary:``, newline or ``:`` (SPT inference), stripped."""
+    return _SPT_CUT.split(text, maxsplit=1)[0].strip()
+
+
+_MAGIC_PUNCT = re.compile(r"(\w)([.,!?;:])")
+
+
+def magic_postprocess(text: str) -> str:
+    """Return MAGIC's hypothesis clean-up (test_evaluation.py): drop double quotes, collapse repeated
+    '.' and '!', then put a space before punctuation that follows a word character."""
+    text = text.replace('"', "")
+    text = re.sub(r"\.{2,}", ".", text)
+    text = re.sub(r"!{2,}", "!", text)
+    return _MAGIC_PUNCT.sub(r"\1 \2", text)
+
+
+def one_line(text: str) -> str:
+    """Return ``text`` with every line break, tab and control character turned into a single space."""
+    cleaned = "".join(" " if unicodedata.category(ch).startswith("C") or ch.isspace() else ch for ch in text)
+    return " ".join(cleaned.split())

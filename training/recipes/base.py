@@ -1,0 +1,93 @@
+"""The recipe plug-in API: what a trainable system hands the training engine.
+
+A recipe turns (preset, data files) into a ``TrainingJob``: a model (possibly peft-wrapped), its
+tokenizer, tokenised train/valid features, a collator and the TrainConfig. The engine does the rest
+(DeepSpeed, schedules, evaluation, checkpoints), so a new system's training is a data-shaping module,
+not another training loop. Data is always read through the task plug-ins (``tasks.TASKS``), so a
+file that evaluates under a task also trains under it, with the same error messages.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Mapping, Sequence
+
+from harness.errors import UserError, unknown_name
+from harness.records import Dialogue
+from training.config import Preset, TrainConfig
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Data files per task: ``train`` always, ``valid`` when the user gives a separate valid file."""
+
+    train: Mapping[str, Path]
+    valid: Mapping[str, Path] = field(default_factory=dict)
+
+
+@dataclass
+class TrainingJob:
+    """Everything the engine needs to run one training; built by a recipe.
+
+    ``trainer_class`` lets a recipe with a custom objective (SPT's selection and fusion losses)
+    subclass the Trainer and override ``compute_loss`` while keeping the rest of the engine;
+    ``ref_model`` is the frozen DPO reference (None with adapters: peft disables them instead).
+    """
+
+    model: Any
+    tokenizer: Any
+    train_dataset: Sequence[Mapping[str, Any]]
+    config: TrainConfig
+    collator: Callable[[Sequence[Mapping[str, Any]]], Mapping[str, Any]] | None = None
+    eval_dataset: Sequence[Mapping[str, Any]] | None = None
+    ref_model: Any = None
+    trainer_class: type | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class Recipe(ABC):
+    """Base class of every training recipe (registered in ``training.recipes.RECIPES``)."""
+
+    system: ClassVar[str]
+    tasks: ClassVar[tuple[str, ...]]
+    """Tasks whose data this recipe can train on."""
+    presets: ClassVar[Mapping[str, Preset]]
+
+    def preset(self, name: str) -> Preset:
+        """Return the preset called ``name``; an unknown name lists the valid ones."""
+        if name not in self.presets:
+            raise unknown_name(f"preset for '{self.system}'", name, self.presets)
+        return self.presets[name]
+
+    def check_data(self, data: TrainingData) -> None:
+        """Refuse data of tasks this recipe cannot train on, and an empty data list."""
+        if not data.train:
+            raise UserError(f"training '{self.system}' needs --data TASK=PATH (tasks: {', '.join(self.tasks)})")
+        for task in [*data.train, *data.valid]:
+            if task not in self.tasks:
+                raise UserError(f"'{self.system}' cannot train on task '{task}'; valid tasks: {', '.join(self.tasks)}")
+
+    @abstractmethod
+    def build(self, preset: Preset, data: TrainingData, *, seed: int, tokenizer_dir: Path | None = None,
+              base: str | None = None) -> TrainingJob:
+        """Return the job for ``preset`` on ``data``.
+
+        ``tokenizer_dir`` (on --resume) holds the tokenizer saved by the interrupted run, which must be
+        reused so token ids match the checkpoint; ``base`` overrides the preset's base checkpoint.
+        """
+
+
+def load_dialogues(task_name: str, path: Path) -> list[Dialogue]:
+    """Return the dialogues in ``path`` read by task ``task_name``'s own loader."""
+    from tasks import TASKS
+
+    return TASKS.get(task_name)().load(Path(path))
+
+
+def split_head(items: Sequence[Any], fraction: float) -> tuple[list[Any], list[Any]]:
+    """Return (first ``fraction`` of items, the rest), in order: the paper rule of an unshuffled split."""
+    if fraction >= 1 or len(items) < 2:
+        return list(items), []
+    cut = min(max(int(len(items) * fraction), 1), len(items) - 1)
+    return list(items[:cut]), list(items[cut:])

@@ -1,0 +1,112 @@
+"""``train()``: recipe + preset + data -> a checkpoint directory that ``dialbench eval --model`` loads.
+
+The output directory is the model: ``config.json``/``model.safetensors`` (or an adapter) and the
+tokenizer at its top level, ``dialbench_training.json`` saying how it was made, ``checkpoints/``
+for --resume and ``logs/`` for TensorBoard. ``max_steps=0`` saves the freshly built model, which is
+how an untrained baseline of the same architecture and tokenizer is produced.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from harness.errors import UserError
+from harness.jsonio import write_json
+from training import distributed, engine
+from training.adapters import is_adapter
+from training.recipes.base import Recipe, TrainingData
+
+META_FILE = "dialbench_training.json"
+BASE_DIR = "base"
+"""Where a randomly initialised base model is saved next to an adapter trained on it."""
+
+
+def get_recipe(system: str) -> Recipe:
+    """Return the training recipe of ``system``; systems without one are listed in the error."""
+    from baselines import SYSTEMS
+    from training.recipes import RECIPES
+
+    if system not in RECIPES:
+        if system in SYSTEMS:
+            raise UserError(f"system '{system}' has no training recipe; trainable: {', '.join(RECIPES.names())}")
+        SYSTEMS.get(system)  # raises the unknown-system error with suggestions
+    return RECIPES.get(system)()
+
+
+def _save_untrained(job: Any, output_dir: Path) -> None:
+    job.model.save_pretrained(str(output_dir))
+
+
+def _save_random_base(model: Any, output_dir: Path) -> None:
+    """Save an adapter's base when it exists nowhere else (tiny presets) and point the adapter at it."""
+    base = model.get_base_model()
+    if getattr(base.config, "_name_or_path", ""):
+        return
+    base.save_pretrained(str(output_dir / BASE_DIR))
+    for config in model.peft_config.values():
+        config.base_model_name_or_path = str((output_dir / BASE_DIR).resolve())
+
+
+def train(system: str, data: TrainingData, output_dir: str | Path, *, preset: str = "tiny",
+          deepspeed: str | None = None, resume: bool = False, max_steps: int | None = None,
+          seed: int | None = None, base: str | None = None, overrides: Mapping[str, Any] | None = None,
+          report_to: tuple[str, ...] = ("tensorboard",)) -> dict[str, Any]:
+    """Train ``system`` with ``preset`` on ``data`` into ``output_dir``; return the run summary."""
+    started = time.time()
+    recipe = get_recipe(system)
+    chosen = recipe.preset(preset)
+    recipe.check_data(data)
+    config = chosen.train.with_overrides(**dict(overrides or {}))
+    if seed is not None:
+        config = config.with_overrides(seed=seed)
+    if max_steps is not None and max_steps < 0:
+        raise UserError(f"--max-steps must be 0 or more, got {max_steps}")
+    output_dir = Path(output_dir)
+    ds_config = distributed.load_deepspeed_config(deepspeed) if deepspeed else None
+    if ds_config is not None and max_steps != 0:
+        distributed.prepare_environment()
+    from transformers import set_seed
+
+    set_seed(config.seed)
+    args = None
+    if max_steps != 0:
+        has_eval = True  # decided for real once the data is built; ZeRO-3 needs the arguments first
+        args = engine.make_arguments(config, output_dir, deepspeed=ds_config, max_steps=max_steps,
+                                     has_eval=has_eval, report_to=report_to)
+    tokenizer_dir = output_dir if resume and (output_dir / "tokenizer_config.json").is_file() else None
+    job = recipe.build(chosen, data, seed=config.seed, tokenizer_dir=tokenizer_dir, base=base)
+    job.config = config
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if is_adapter(job.model):
+        _save_random_base(job.model, output_dir)
+    summary: dict[str, Any]
+    if max_steps == 0:
+        _save_untrained(job, output_dir)
+        summary = {"global_step": 0, "is_main_process": True}
+    else:
+        if not job.eval_dataset:
+            args = engine.make_arguments(config, output_dir, deepspeed=ds_config, max_steps=max_steps,
+                                         has_eval=False, report_to=report_to)
+        job.tokenizer.save_pretrained(str(output_dir))  # saved first so --resume reuses the same ids
+        summary = engine.run(job, args, output_dir, resume=resume)
+    if summary.get("is_main_process", True):
+        job.tokenizer.save_pretrained(str(output_dir))
+        meta = {
+            "system": system,
+            "preset": chosen.to_json(),
+            "train_config": config.to_json(),
+            "data": {"train": {k: str(v) for k, v in data.train.items()},
+                     "valid": {k: str(v) for k, v in data.valid.items()}},
+            "deepspeed": deepspeed,
+            "zero_stage": distributed.zero_stage(ds_config),
+            "max_steps": max_steps,
+            "base": base,
+            "adapter": is_adapter(job.model),
+            "recipe": job.meta,
+            "result": summary,
+            "wall_s": time.time() - started,
+        }
+        write_json(output_dir / META_FILE, json.loads(json.dumps(meta, default=str)))
+    return summary
