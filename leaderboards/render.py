@@ -9,11 +9,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
 from harness.errors import UserError
+from leaderboards.published import load_published, signature_field, to_percent, delta_row
 
 FORMATS = ("md", "csv", "latex", "json")
 
@@ -30,6 +31,8 @@ class RunRow:
     not_applicable: dict[str, str] = field(default_factory=dict)
     signature: str = ""
     n_examples: int | None = None
+    kind: str = "run"
+    """"run" (ours), "published" or "delta"; only our rows footnote their empty cells."""
 
 
 def system_label(results: dict[str, Any], config: dict[str, Any]) -> str:
@@ -75,8 +78,9 @@ def _task_order(rows: Sequence[RunRow]) -> list[str]:
 
 
 def _metric_columns(rows: Sequence[RunRow]) -> list[str]:
+    """Return the metrics our rows report (published rows only fill those columns)."""
     columns: dict[str, None] = {}
-    for row in rows:
+    for row in (r for r in rows if r.kind == "run"):
         columns.update(dict.fromkeys(row.metrics))
         columns.update(dict.fromkeys(row.not_applicable))
     return list(columns)
@@ -104,23 +108,68 @@ class _Footnotes:
 
 def _cell(row: RunRow, metric: str, notes: _Footnotes) -> str:
     if metric in row.metrics and row.metrics[metric] is not None:
-        return _format_value(row.metrics[metric])
+        value = _format_value(row.metrics[metric])
+        return f"+{value}" if row.kind == "delta" and row.metrics[metric] > 0 else value
+    if row.kind != "run" and metric not in row.not_applicable:
+        return "–"
     reason = row.not_applicable.get(metric) or f"{metric} not computed for {row.task}"
     return notes.mark(f"{metric}: {reason}")
 
 
-def render_table(run_dirs: Sequence[str | Path], fmt: str = "md") -> str:
-    """Return the leaderboard of ``run_dirs`` in ``fmt`` (md, csv, latex or json)."""
+def render_table(run_dirs: Sequence[str | Path], fmt: str = "md", *, percent: bool = False,
+                 published: bool = False, delta_to: str | None = None,
+                 references: str | Path | None = None) -> str:
+    """Return the leaderboard of ``run_dirs`` in ``fmt`` (md, csv, latex or json).
+
+    ``percent`` shows fraction-valued metrics x100 (as papers print them); ``published`` adds the
+    published rows of the same tasks (implies ``percent``); ``delta_to`` adds, under each of our
+    rows, ``ours - <that published system>`` wherever both used the same metric profile.
+    """
     if fmt not in FORMATS:
         raise UserError(f"unknown table format '{fmt}'; valid choices: {', '.join(FORMATS)}")
     if not run_dirs:
         raise UserError("no run directories given")
     rows = [row for run_dir in run_dirs for row in read_run(run_dir)]
+    if published or delta_to:
+        rows = _with_published(rows, delta_to, references)
+    elif percent:
+        rows = [_as_percent(r) for r in rows]
     if fmt == "json":
         return json.dumps([row.__dict__ for row in rows], indent=2, ensure_ascii=False) + "\n"
     if fmt == "csv":
         return _render_csv(rows)
     return _render_blocks(rows, fmt)
+
+
+def _as_percent(row: RunRow) -> RunRow:
+    unit = signature_field(row.signature, "unit")
+    return replace(row, metrics={k: to_percent(k, v, unit) for k, v in row.metrics.items()},
+                   intervals={k: [to_percent(k, x, unit) for x in v] for k, v in row.intervals.items()})
+
+
+def _with_published(rows: Sequence[RunRow], delta_to: str | None, references: str | Path | None) -> list[RunRow]:
+    entries = load_published(references)
+    if delta_to and not any(e.system == delta_to for e in entries):
+        raise UserError(f"unknown published system '{delta_to}'; valid choices: "
+                        + ", ".join(sorted({e.system for e in entries})))
+    out: list[RunRow] = []
+    tasks = list(dict.fromkeys(r.task for r in rows))
+    for task in tasks:
+        for row in (r for r in rows if r.task == task):
+            row = _as_percent(row)
+            out.append(row)
+            target = next((e for e in entries if e.task == task and e.system == delta_to), None)
+            if target is None:
+                continue
+            deltas = delta_row(row.metrics, row.signature, target)
+            out.append(RunRow(task=task, system=f"Δ {row.system} − {target.system}", run_dir=row.run_dir,
+                              metrics={k: v for k, v in deltas.items() if not isinstance(v, str)},
+                              not_applicable={k: v for k, v in deltas.items() if isinstance(v, str)}, kind="delta"))
+        for entry in (e for e in entries if e.task == task):
+            source = entry.source + (f"; caveat: {entry.caveat}" if entry.caveat else "")
+            out.append(RunRow(task=task, system=entry.label, run_dir=entry.source, metrics=dict(entry.metrics),
+                              signature=f"profile:{entry.profile}|unit:percent|source:{source}", kind="published"))
+    return out
 
 
 def _render_csv(rows: Sequence[RunRow]) -> str:

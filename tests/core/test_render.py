@@ -57,3 +57,23 @@ def test_latex_renders_booktabs(runs):
 def test_missing_run_directory_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="results.json: file not found"):
         render_table([tmp_path / "nope"], fmt="md")
+
+
+def test_published_rows_and_deltas_only_where_recipes_match(tmp_path):
+    run = make_run(tmp_path / "spt", "zero_shot_lm", {"convai2_persona": {"F1": 0.2, "BLEU": 3.0, "BERT-F1": 50.0}})
+    results = json.loads((run / "results.json").read_text())
+    results["signatures"]["convai2_persona"] = "profile:spt|unit:percent|bertscore:all-MiniLM-L6-v2"
+    (run / "results.json").write_text(json.dumps(results))
+    text = render_table([run], fmt="md", delta_to="OPT-125M-SPT")
+    delta = next(line for line in text.splitlines() if line.startswith("| Δ zero_shot_lm"))
+    cells = [c.strip() for c in delta.strip("|").split("|")]
+    assert cells[1] == "-10.86"  # F1 0.2 - 11.06 (a percent-unit profile is not rescaled)
+    assert cells[2] == "+0.7800"  # BLEU 3.0 - 2.22
+    assert cells[3].startswith("[")  # BERT-F1 used another model: footnoted, not subtracted
+    assert "not comparable: published used microsoft/deberta-xlarge-mnli" in text
+    assert "| OPT-125M-SPT [published]" in text and "| Llama2-7B-SPT [published]" in text
+
+
+def test_delta_to_unknown_published_system_lists_choices(runs):
+    with pytest.raises(UserError, match="valid choices: .*OPT-125M-SPT"):
+        render_table(runs, fmt="md", delta_to="GPT-5")
