@@ -8,6 +8,7 @@ how an untrained baseline of the same architecture and tokenizer is produced.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -16,7 +17,8 @@ from harness.errors import UserError
 from harness.jsonio import write_json
 from training import distributed, engine
 from training.adapters import is_adapter
-from training.recipes.base import Recipe, TrainingData
+from training.config import Preset
+from training.recipes.base import Recipe, TrainingData, TrainingJob
 
 META_FILE = "dialbench_training.json"
 BASE_DIR = "base"
@@ -35,10 +37,6 @@ def get_recipe(system: str) -> Recipe:
     return RECIPES.get(system)()
 
 
-def _save_untrained(job: Any, output_dir: Path) -> None:
-    job.model.save_pretrained(str(output_dir))
-
-
 def _save_random_base(model: Any, output_dir: Path) -> None:
     """Save an adapter's base when it exists nowhere else (tiny presets) and point the adapter at it."""
     base = model.get_base_model()
@@ -49,14 +47,42 @@ def _save_random_base(model: Any, output_dir: Path) -> None:
         config.base_model_name_or_path = str((output_dir / BASE_DIR).resolve())
 
 
-def train(system: str, data: TrainingData, output_dir: str | Path, *, preset: str = "tiny",
+def execute(job: TrainingJob, output_dir: Path, *, args: Any = None, resume: bool = False,
+            untrained: bool = False) -> dict[str, Any]:
+    """Run ``job`` with Trainer arguments ``args`` (or just save it when ``untrained``); return the summary.
+
+    The tokenizer is written before training so --resume reuses exactly the same token ids.
+    """
+    output_dir = Path(output_dir)
+    main = int(os.environ.get("RANK", "0")) == 0  # launcher ranks share the folder; rank 0 writes
+    if main:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        if is_adapter(job.model):
+            _save_random_base(job.model, output_dir)
+    if untrained:
+        if main:
+            job.model.save_pretrained(str(output_dir))
+        summary: dict[str, Any] = {"global_step": 0, "is_main_process": main}
+    else:
+        if main:
+            job.tokenizer.save_pretrained(str(output_dir))
+        summary = engine.run(job, args, output_dir, resume=resume)
+    if summary.get("is_main_process", True):
+        job.tokenizer.save_pretrained(str(output_dir))
+    return summary
+
+
+def train(system: str, data: TrainingData, output_dir: str | Path, *, preset: str | Preset = "tiny",
           deepspeed: str | None = None, resume: bool = False, max_steps: int | None = None,
           seed: int | None = None, base: str | None = None, overrides: Mapping[str, Any] | None = None,
           report_to: tuple[str, ...] = ("tensorboard",)) -> dict[str, Any]:
-    """Train ``system`` with ``preset`` on ``data`` into ``output_dir``; return the run summary."""
+    """Train ``system`` with ``preset`` on ``data`` into ``output_dir``; return the run summary.
+
+    ``preset`` is a preset name of the system's recipe or a Preset object (tests, experiments).
+    """
     started = time.time()
     recipe = get_recipe(system)
-    chosen = recipe.preset(preset)
+    chosen = preset if isinstance(preset, Preset) else recipe.preset(preset)
     recipe.check_data(data)
     config = chosen.train.with_overrides(**dict(overrides or {}))
     if seed is not None:
@@ -78,21 +104,11 @@ def train(system: str, data: TrainingData, output_dir: str | Path, *, preset: st
     tokenizer_dir = output_dir if resume and (output_dir / "tokenizer_config.json").is_file() else None
     job = recipe.build(chosen, data, seed=config.seed, tokenizer_dir=tokenizer_dir, base=base)
     job.config = config
-    output_dir.mkdir(parents=True, exist_ok=True)
-    if is_adapter(job.model):
-        _save_random_base(job.model, output_dir)
-    summary: dict[str, Any]
-    if max_steps == 0:
-        _save_untrained(job, output_dir)
-        summary = {"global_step": 0, "is_main_process": True}
-    else:
-        if not job.eval_dataset:
-            args = engine.make_arguments(config, output_dir, deepspeed=ds_config, max_steps=max_steps,
-                                         has_eval=False, report_to=report_to)
-        job.tokenizer.save_pretrained(str(output_dir))  # saved first so --resume reuses the same ids
-        summary = engine.run(job, args, output_dir, resume=resume)
+    if max_steps != 0 and not job.eval_dataset:
+        args = engine.make_arguments(config, output_dir, deepspeed=ds_config, max_steps=max_steps,
+                                     has_eval=False, report_to=report_to)
+    summary = execute(job, output_dir, args=args, resume=resume, untrained=max_steps == 0)
     if summary.get("is_main_process", True):
-        job.tokenizer.save_pretrained(str(output_dir))
         meta = {
             "system": system,
             "preset": chosen.to_json(),

@@ -66,6 +66,8 @@ class Metric(ABC):
     libraries: ClassVar[tuple[str, ...]] = ()
     keys: tuple[str, ...] = ()
     needs_references: ClassVar[bool] = True
+    starts_in_background: ClassVar[bool] = False
+    """True when :meth:`prepare`/:meth:`begin` start slow work (a JVM): such metrics are collected last."""
     languages: ClassVar[tuple[str, ...]] = ("en", "zh")
 
     def not_applicable(self, batch: Batch) -> str | None:
@@ -80,6 +82,10 @@ class Metric(ABC):
 
     def prepare(self) -> None:
         """Start slow resources (a JVM, a model) early so they load while other metrics compute."""
+
+    def begin(self, batch: Batch) -> None:
+        """Start computing ``batch`` in the background (the METEOR jar scores while Python computes
+        the other metrics); :meth:`statistics` then collects the result. Default: nothing."""
 
     def close(self) -> None:
         """Release resources (subprocesses, models)."""

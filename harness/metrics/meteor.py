@@ -6,13 +6,14 @@ profile names which one it uses.
 from __future__ import annotations
 
 import io
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from harness.metrics.base import Batch, MeanMetric, Metric
-from harness.metrics.meteor_process import MeteorProcess, shared_process
+from harness.metrics.meteor_process import MAX_TOKENS, MeteorProcess, shared_process
 from harness.metrics.text import Tokenizer
 
 # METEOR 1.5 English parameters (task "default", the one ``-l en`` selects) and module weights for
@@ -56,20 +57,26 @@ class MeteorJar(Metric):
 
     Statistics are the jar's 23 per-segment numbers (best reference chosen by the jar); the corpus
     value is the jar's aggregate over summed statistics, so it is exact for any subset or resample.
-    Text reaches the jar tokenised like the other COCO scorers (nlg-eval: lowercase + word_tokenize).
+    Text reaches the jar tokenised like the other COCO scorers (nlg-eval: lowercase + word_tokenize),
+    on one line, cut at ``max_tokens`` tokens so the jar's aligner cannot stall on runaway output.
     """
 
     libraries = ("pycocoevalcap",)
     languages = ("en",)
+    starts_in_background = True
 
     def __init__(self, tokenizer: Tokenizer = Tokenizer("nltk", True), empty: str | None = "&", key: str = "METEOR",
-                 scale: float = 1.0, process: MeteorProcess | None = None, chunk_size: int = 500) -> None:
+                 scale: float = 1.0, process: MeteorProcess | None = None, chunk_size: int = 500,
+                 max_tokens: int = MAX_TOKENS) -> None:
         self.tokenizer = tokenizer
         self.empty = empty
         self.keys = (key,)
         self.scale = scale
         self._process = process
         self.chunk_size = chunk_size
+        self.max_tokens = max_tokens
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="meteor")
+        self._pending: dict[int, tuple[Batch, Future]] = {}
 
     @property
     def process(self) -> MeteorProcess:
@@ -81,17 +88,25 @@ class MeteorJar(Metric):
     def prepare(self) -> None:
         self.process.start()
 
-    def statistics(self, batch: Batch) -> np.ndarray:
+    def begin(self, batch: Batch) -> None:
+        # Lines are queued to the JVM at once; it scores them as soon as it has loaded.
         hyps, refs = batch.tokens(self.tokenizer, self.empty)
         pairs = [(" ".join(h), [" ".join(r) for r in rs]) for h, rs in zip(hyps, refs)]
-        return np.asarray(self.process.statistics(pairs, self.chunk_size), dtype=float).reshape(len(batch), 23)
+        self._pending[id(batch)] = (batch, self._pool.submit(self.process.statistics, pairs, self.chunk_size,
+                                                             self.max_tokens))
+
+    def statistics(self, batch: Batch) -> np.ndarray:
+        if id(batch) not in self._pending:
+            self.begin(batch)
+        _, future = self._pending.pop(id(batch))
+        return np.asarray(future.result(), dtype=float).reshape(len(batch), 23)
 
     def finalize(self, totals: np.ndarray) -> dict[str, float]:
         return {self.keys[0]: meteor_from_stats(totals) * self.scale}
 
     def describe(self, language: str = "en") -> str:
         tok = self.tokenizer.resolve(language).describe()
-        return f"meteor:jar-1.5-en-norm-tok:{tok}-empty:{self.empty or 'keep'}"
+        return f"meteor:jar-1.5-en-norm-maxtok{self.max_tokens}-tok:{tok}-empty:{self.empty or 'keep'}"
 
 
 # The 45 WordNet 3.0 lexicographer files with their syntactic category (wndb(5)); Debian's

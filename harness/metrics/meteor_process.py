@@ -41,9 +41,15 @@ def meteor_jar() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "meteor" / "meteor-1.5.jar"
 
 
-def sanitize(text: str) -> str:
-    """Return ``text`` on one line without METEOR's field separator ``|||`` (which would split fields)."""
-    return one_line(text.replace("|||", " "))
+MAX_TOKENS = 1000
+"""Longest segment (whitespace tokens) sent to the jar: its aligner takes ~0.5 s at 1,000 tokens,
+~13 s at 5,000 and minutes at 20,000, so longer text is cut (dialogue turns are far shorter)."""
+
+
+def sanitize(text: str, max_tokens: int = MAX_TOKENS) -> str:
+    """Return ``text`` on one line, without METEOR's field separator ``|||`` (which would split
+    fields), cut to ``max_tokens`` whitespace tokens."""
+    return " ".join(one_line(text.replace("|||", " ")).split(" ")[:max_tokens])
 
 
 class MeteorProcess:
@@ -54,17 +60,20 @@ class MeteorProcess:
         timeout: seconds to wait for any one output line once the JVM answers; ``start_timeout``
             covers JVM start-up and the first answer.
         retries: how often a failed request is retried on a fresh JVM before MeteorError.
+        command: replaces the java command line (tests use a stand-in that crashes or stalls).
     """
 
     def __init__(self, language: str = "en", norm: bool = True, timeout: float = 30.0, start_timeout: float = 120.0,
-                 retries: int = 2, java: str = "java", memory: str = "2G") -> None:
+                 retries: int = 2, java: str = "java", memory: str = "2G", command: Sequence[str] | None = None) -> None:
         self.language = language
         self.norm = norm
         self.timeout = timeout
         self.start_timeout = start_timeout
         self.retries = retries
-        self.command = [java, f"-Xmx{memory}", "-Dfile.encoding=UTF-8", "-jar", str(meteor_jar()), "-", "-",
-                        "-stdio", "-l", language] + (["-norm"] if norm else [])
+        self.jar = meteor_jar()
+        self.command = list(command) if command else [java, f"-Xmx{memory}", "-Dfile.encoding=UTF-8", "-jar",
+                                                      str(self.jar), "-", "-", "-stdio", "-l", language] + (
+                                                          ["-norm"] if norm else [])
         self._proc: subprocess.Popen | None = None
         self._lines: queue.Queue = queue.Queue()
         self._stderr: collections.deque[str] = collections.deque(maxlen=20)
@@ -78,11 +87,11 @@ class MeteorProcess:
         """Start the JVM if it is not running (returns at once; loading continues in the background)."""
         if self._proc is not None and self._proc.poll() is None:
             return self
-        if not Path(self.command[4]).is_file():
-            raise MeteorError(f"METEOR jar not found at {self.command[4]}")
+        if not self.jar.is_file():
+            raise MeteorError(f"METEOR jar not found at {self.jar}")
         env = dict(os.environ, LC_ALL="C")
         try:
-            self._proc = subprocess.Popen(self.command, cwd=Path(self.command[4]).parent, stdin=subprocess.PIPE,
+            self._proc = subprocess.Popen(self.command, cwd=self.jar.parent, stdin=subprocess.PIPE,
                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                                           start_new_session=True)
         except FileNotFoundError as err:
@@ -200,7 +209,8 @@ class MeteorProcess:
                     self.restarts += 1
         raise MeteorError(f"METEOR failed {self.retries + 1} times: {problem}")
 
-    def statistics(self, pairs: Sequence[tuple[str, Sequence[str]]], chunk_size: int = 500) -> list[list[float]]:
+    def statistics(self, pairs: Sequence[tuple[str, Sequence[str]]], chunk_size: int = 500,
+                   max_tokens: int = MAX_TOKENS) -> list[list[float]]:
         """Return the jar's sufficient statistics (``SCORE`` line) of each (hypothesis, references) pair.
 
         The best-matching reference is chosen by the jar. Chunks only bound how much one retry redoes.
@@ -209,7 +219,7 @@ class MeteorProcess:
         for start in range(0, len(pairs), max(1, chunk_size)):
             lines = []
             for hyp, refs in pairs[start:start + chunk_size]:
-                fields = ["SCORE"] + [sanitize(r) for r in refs] + [sanitize(hyp)]
+                fields = ["SCORE"] + [sanitize(r, max_tokens) for r in refs] + [sanitize(hyp, max_tokens)]
                 lines.append(" ||| ".join(fields))
             for answer in self.request(lines):
                 try:

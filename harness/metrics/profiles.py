@@ -132,8 +132,15 @@ class Profile:
                 metric.prepare()
             except RuntimeError:
                 pass  # reported below, where statistics() fails with the same cause
-        computed = []
         for metric in usable:
+            if metric.starts_in_background:
+                try:
+                    metric.begin(batch)
+                except RuntimeError:
+                    pass
+        computed = []
+        # Metrics waiting for a background start (the JVM) go last, so the start overlaps the rest.
+        for metric in sorted(usable, key=lambda m: m.starts_in_background):
             try:
                 computed.append((metric, metric.statistics(batch)))
             except RuntimeError as err:
@@ -158,7 +165,8 @@ class Profile:
         corpus = {k: corpus[k] for k in self.keys if k in corpus}
         scale = {k: 1.0 if k == "ppl" else self.table_factor for k in corpus}
         hyp = "+".join(self.hypothesis_steps) or "raw"
-        sig = signature.build(self.name, batch.language, hyp, self.unit, [m for m, _ in computed] or self.metrics)
+        used = {id(m) for m, _ in computed}
+        sig = signature.build(self.name, batch.language, hyp, self.unit, [m for m in self.metrics if id(m) in used])
         return ScoreReport(self.name, batch.language, corpus, per_example, intervals, sig, skipped, scale, computed)
 
     def with_options(self, **options: Any) -> "Profile":

@@ -1,0 +1,147 @@
+"""``dialbench compare RUN_A RUN_B``: per task and metric, B minus A with a paired bootstrap 95% interval.
+
+Both runs are re-scored from their samples.jsonl with the task's profile (read from config.json, or
+the signature in results.json, or ``--profile``); examples are paired by ``example_id``. Each
+resample draws the same examples for A and B and recomputes every corpus metric from summed
+per-example statistics (BLEU from n-gram counts, perplexity from NLL sums, ...), never by averaging
+sentence scores. The p-value is sacreBLEU's paired bootstrap test.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from harness.errors import DataError, UserError
+from harness.jsonio import iter_jsonl, read_json
+from harness.records import Example, Response
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_a", metavar="RUN_A", help="baseline run directory")
+    parser.add_argument("run_b", metavar="RUN_B", help="run directory compared against RUN_A (differences are B - A)")
+    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--profile", help="score every task with this profile instead of the runs' own")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _optional_json(path: Path) -> dict[str, Any]:
+    return read_json(path) if path.is_file() else {}
+
+
+def load_run(run_dir: str) -> tuple[dict[str, list[tuple[int, dict]]], dict[str, str], dict[str, str]]:
+    """Return (task -> [(line, sample row)], task -> profile name, task -> signature) of a run directory."""
+    root = Path(run_dir)
+    samples_path = root / "samples.jsonl"
+    if not root.is_dir():
+        raise UserError(f"{run_dir}: not a run directory")
+    if not samples_path.is_file():
+        raise UserError(f"{samples_path}: file not found (is {run_dir} a dialbench run directory?)")
+    rows: dict[str, list[tuple[int, dict]]] = {}
+    for line, row in iter_jsonl(samples_path):
+        for key in ("task", "example_id", "output", "references"):
+            if not isinstance(row, dict) or key not in row:
+                raise DataError(samples_path, line, key, "missing")
+        rows.setdefault(row["task"], []).append((line, row))
+    signatures = _optional_json(root / "results.json").get("signatures", {}) or {}
+    task_runs = _optional_json(root / "config.json").get("task_runs", {}) or {}
+    profiles = {task: (task_runs.get(task) or {}).get("profile") or _signature_field(signatures.get(task), "profile")
+                for task in rows}
+    return rows, {t: p for t, p in profiles.items() if p}, signatures
+
+
+def _signature_field(sig: str | None, field: str) -> str | None:
+    if not sig:
+        return None
+    from harness.metrics.signature import parse
+
+    return parse(sig).get(field)
+
+
+def to_records(task: str, path: Path, line: int, row: dict) -> tuple[Example, Response]:
+    """Return the Example/Response a sample row describes (only the fields metrics read)."""
+    refs = row["references"]
+    if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
+        raise DataError(path, line, "references", "must be a list of strings")
+    meta = dict(row.get("meta") or {})
+    for key in ("evidence", "keywords"):
+        if isinstance(meta.get(key), list):
+            meta[key] = tuple(meta[key])
+    example = Example(id=str(row["example_id"]), task=task, dialogue_id=str(row.get("dialogue_id", "")), context=(),
+                      references=tuple(refs), label=row.get("label"), meta=meta)
+    response = Response(example_id=example.id, text=str(row["output"] or ""), label=row.get("predicted_label"),
+                        retrieved=tuple(row.get("retrieved") or ()), ref_nll=row.get("ref_nll"),
+                        ref_tokens=row.get("ref_tokens"))
+    return example, response
+
+
+def compare_task(task: str, rows_a, rows_b, profile_name: str, language: str, path_a: Path, path_b: Path,
+                 resamples: int, seed: int) -> dict[str, Any]:
+    """Return ``{"n": ..., "metrics": {key: PairedResult-as-dict}, "not_applicable": {...}}`` for one task."""
+    from harness.metrics import bootstrap, get_profile
+
+    by_id_b = {str(r["example_id"]): (line, r) for line, r in rows_b}
+    pairs = [((la, ra), by_id_b[str(ra["example_id"])]) for la, ra in rows_a if str(ra["example_id"]) in by_id_b]
+    if not pairs:
+        raise UserError(f"task '{task}': the two runs share no example_id")
+    records_a = [to_records(task, path_a, la, ra) for (la, ra), _ in pairs]
+    records_b = [to_records(task, path_b, lb, rb) for _, (lb, rb) in pairs]
+    profile = get_profile(profile_name)
+    batches = [profile.batch([r.text for _, r in recs], [e.references for e, _ in recs], language,
+                             [e for e, _ in recs], [r for _, r in recs]) for recs in (records_a, records_b)]
+    (stats_a, skipped_a), (stats_b, skipped_b) = profile.statistics(batches[0]), profile.statistics(batches[1])
+    by_metric_b = {id(m): s for m, s in stats_b}
+    counts = bootstrap.resample_counts(len(pairs), resamples, seed)
+    metrics: dict[str, Any] = {}
+    for metric, sa in stats_a:
+        if id(metric) in by_metric_b:
+            for key, result in bootstrap.paired(metric, sa, by_metric_b[id(metric)], counts).items():
+                metrics[key] = result.__dict__
+    not_applicable = {k: v for k, v in {**skipped_b, **skipped_a}.items() if k not in metrics}
+    return {"profile": profile.name, "language": language, "n": len(pairs), "only_in_a": len(rows_a) - len(pairs),
+            "only_in_b": len(rows_b) - len(pairs), "metrics": metrics, "not_applicable": not_applicable}
+
+
+def _fmt(x: float) -> str:
+    return "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4f}"
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.resamples < 1:
+        raise UserError("--resamples must be at least 1")
+    rows_a, profiles_a, sigs_a = load_run(args.run_a)
+    rows_b, profiles_b, sigs_b = load_run(args.run_b)
+    tasks = [t for t in rows_a if t in rows_b]
+    if not tasks:
+        raise UserError(f"{args.run_a} and {args.run_b} share no task")
+    report: dict[str, Any] = {"run_a": args.run_a, "run_b": args.run_b, "resamples": args.resamples,
+                              "seed": args.seed, "tasks": {}}
+    for task in tasks:
+        profile = args.profile or profiles_a.get(task) or profiles_b.get(task)
+        if profile is None:
+            raise UserError(f"task '{task}': neither run records its metric profile; pass --profile")
+        if not args.profile and profiles_b.get(task) not in (None, profile):
+            raise UserError(f"task '{task}': the runs used different profiles ({profile} vs {profiles_b[task]}); "
+                            "pass --profile to score both the same way")
+        language = _signature_field(sigs_a.get(task) or sigs_b.get(task), "lang") or "en"
+        report["tasks"][task] = compare_task(task, rows_a[task], rows_b[task], profile, language,
+                                             Path(args.run_a) / "samples.jsonl", Path(args.run_b) / "samples.jsonl",
+                                             args.resamples, args.seed)
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+        return 0
+    print(f"B = {args.run_b} minus A = {args.run_a}; paired bootstrap, {args.resamples} resamples, seed {args.seed}")
+    for task, result in report["tasks"].items():
+        extra = f", {result['only_in_a']} only in A, {result['only_in_b']} only in B" if result["only_in_a"] or result["only_in_b"] else ""
+        print(f"\n{task}  (profile {result['profile']}, {result['n']} paired examples{extra})")
+        width = max(map(len, result["metrics"]), default=6)
+        print(f"{'metric':<{width}}  {'A':>9}  {'B':>9}  {'B-A':>9}  {'95% CI':>21}  {'p':>6}")
+        for key, r in result["metrics"].items():
+            ci = f"[{_fmt(r['low'])}, {_fmt(r['high'])}]"
+            print(f"{key:<{width}}  {_fmt(r['a']):>9}  {_fmt(r['b']):>9}  {_fmt(r['delta']):>9}  {ci:>21}  {_fmt(r['p_value']):>6}")
+        for key, reason in result["not_applicable"].items():
+            print(f"{key:<{width}}  n/a ({reason})")
+    return 0
