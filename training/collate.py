@@ -49,9 +49,14 @@ def encode_pair(tokenizer: Any, source: str, target: str, *, max_source: int = 5
     """Return encoder-decoder features: the source as ``input_ids``, the target (+eos) as ``labels``.
 
     The model builds its decoder input by shifting the labels right, so only the target is scored.
+    Tokenizers that add no eos themselves (the tiny presets' BPE) get one appended, so the model
+    learns to stop.
     """
+    eos = tokenizer.eos_token_id
     source_ids = tokenizer(source, truncation=True, max_length=max_source)["input_ids"]
     target_ids = tokenizer(text_target=target, truncation=True, max_length=max_target)["input_ids"]
+    if eos is not None and (not target_ids or target_ids[-1] != eos):
+        target_ids = target_ids[: max_target - 1] + [eos]
     return {"input_ids": source_ids, "labels": target_ids}
 
 

@@ -8,6 +8,7 @@ module only maps a TrainConfig onto it and adds perplexity to the evaluation log
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -55,7 +56,6 @@ def make_arguments(config: TrainConfig, output_dir: Path, *, deepspeed: dict[str
         data_seed=config.seed,
         bf16=bool(config.bf16 and cuda and torch.cuda.is_bf16_supported()),
         use_cpu=not cuda,
-        gradient_checkpointing=config.gradient_checkpointing,
         report_to=list(report_to),
         save_total_limit=config.save_total_limit,
         save_strategy="epoch" if per_epoch else "steps",
@@ -70,6 +70,8 @@ def make_arguments(config: TrainConfig, output_dir: Path, *, deepspeed: dict[str
         include_num_input_tokens_seen="non_padding",
         deepspeed=deepspeed,
     )
+    if config.gradient_checkpointing:
+        kwargs["gradient_checkpointing"] = True
     if config.method == "dpo":
         from trl import DPOConfig
 
@@ -134,6 +136,14 @@ def last_checkpoint(output_dir: Path) -> str | None:
     return get_last_checkpoint(str(folder)) if folder.is_dir() else None
 
 
+def _tokens_seen(checkpoint: str | None) -> int:
+    """Return the input tokens a resumed-from checkpoint had already seen (0 for a fresh run)."""
+    if checkpoint is None:
+        return 0
+    state = Path(checkpoint) / "trainer_state.json"
+    return int(json.loads(state.read_text()).get("num_input_tokens_seen", 0) or 0) if state.is_file() else 0
+
+
 def run(job: TrainingJob, args: Any, output_dir: Path, *, resume: bool = False) -> dict[str, Any]:
     """Train ``job``, save the final (best, if evaluated) model into ``output_dir``; return a summary.
 
@@ -160,7 +170,7 @@ def run(job: TrainingJob, args: Any, output_dir: Path, *, resume: bool = False) 
     state = trainer.state
     evals = [entry for entry in state.log_history if "eval_loss" in entry]
     runtime = float(result.metrics.get("train_runtime", 0.0)) or 1e-9
-    tokens = int(getattr(state, "num_input_tokens_seen", 0) or 0)
+    tokens = int(getattr(state, "num_input_tokens_seen", 0) or 0) - _tokens_seen(checkpoint if resume else None)
     return {
         "global_step": state.global_step,
         "resumed_from": checkpoint if resume else None,

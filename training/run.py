@@ -38,11 +38,16 @@ def get_recipe(system: str) -> Recipe:
 
 
 def _save_random_base(model: Any, output_dir: Path) -> None:
-    """Save an adapter's base when it exists nowhere else (tiny presets) and point the adapter at it."""
+    """Save an adapter's base when it exists nowhere else (tiny presets) and point the adapter at it.
+
+    The base is frozen, so saving it before training is exact (and avoids gathering ZeRO-3 shards);
+    LoRA's wrapper layers are unwrapped from the state dict so the base loads as a plain model.
+    """
     base = model.get_base_model()
     if getattr(base.config, "_name_or_path", ""):
         return
-    base.save_pretrained(str(output_dir / BASE_DIR))
+    state = {key.replace(".base_layer.", "."): value for key, value in base.state_dict().items() if ".lora_" not in key}
+    base.save_pretrained(str(output_dir / BASE_DIR), state_dict=state)
     for config in model.peft_config.values():
         config.base_model_name_or_path = str((output_dir / BASE_DIR).resolve())
 
@@ -117,6 +122,7 @@ def train(system: str, data: TrainingData, output_dir: str | Path, *, preset: st
                      "valid": {k: str(v) for k, v in data.valid.items()}},
             "deepspeed": deepspeed,
             "zero_stage": distributed.zero_stage(ds_config),
+            "world_size": int(os.environ.get("WORLD_SIZE", "1")),
             "max_steps": max_steps,
             "base": base,
             "adapter": is_adapter(job.model),

@@ -93,12 +93,12 @@ def compare_task(task: str, rows_a, rows_b, profile_name: str, language: str, pa
     batches = [profile.batch([r.text for _, r in recs], [e.references for e, _ in recs], language,
                              [e for e, _ in recs], [r for _, r in recs]) for recs in (records_a, records_b)]
     (stats_a, skipped_a), (stats_b, skipped_b) = profile.statistics(batches[0]), profile.statistics(batches[1])
-    by_metric_b = {id(m): s for m, s in stats_b}
+    by_metric_a, by_metric_b = ({id(m): s for m, s in stats} for stats in (stats_a, stats_b))
     counts = bootstrap.resample_counts(len(pairs), resamples, seed)
     metrics: dict[str, Any] = {}
-    for metric, sa in stats_a:
-        if id(metric) in by_metric_b:
-            for key, result in bootstrap.paired(metric, sa, by_metric_b[id(metric)], counts).items():
+    for metric in profile.metrics:  # the profile's order
+        if id(metric) in by_metric_a and id(metric) in by_metric_b:
+            for key, result in bootstrap.paired(metric, by_metric_a[id(metric)], by_metric_b[id(metric)], counts).items():
                 metrics[key] = result.__dict__
     not_applicable = {k: v for k, v in {**skipped_b, **skipped_a}.items() if k not in metrics}
     return {"profile": profile.name, "language": language, "n": len(pairs), "only_in_a": len(rows_a) - len(pairs),
@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     for task, result in report["tasks"].items():
         extra = f", {result['only_in_a']} only in A, {result['only_in_b']} only in B" if result["only_in_a"] or result["only_in_b"] else ""
         print(f"\n{task}  (profile {result['profile']}, {result['n']} paired examples{extra})")
-        width = max(map(len, result["metrics"]), default=6)
+        width = max(map(len, list(result["metrics"]) + list(result["not_applicable"])), default=6)
         print(f"{'metric':<{width}}  {'A':>9}  {'B':>9}  {'B-A':>9}  {'95% CI':>21}  {'p':>6}")
         for key, r in result["metrics"].items():
             ci = f"[{_fmt(r['low'])}, {_fmt(r['high'])}]"

@@ -26,6 +26,17 @@ def get_profile(name: str, **options: Any):
     return PROFILES.get(name).with_options(**options)
 
 
+def table_scale(signature: str, metric: str) -> float:
+    """Return the factor from a stored value to the unit of the papers' tables, given its signature
+    (x100 for nlgeval/parlai/dolphin/basic values, x1 for spt and memorybank, never for ``ppl``)."""
+    from harness.metrics.signature import parse
+
+    name = parse(signature).get("profile", "")
+    if metric == "ppl" or name not in PROFILES:
+        return 1.0
+    return float(PROFILES.get(name).table_factor)
+
+
 def __getattr__(name: str):
     # ScoreReport and Profile live in profiles.py, which imports numpy/scipy: load it only when asked.
     if name in ("ScoreReport", "Profile"):
@@ -35,4 +46,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'harness.metrics' has no attribute {name!r}")
 
 
-__all__ = ["PROFILES", "get_profile", "profile_names", "ScoreReport", "Profile"]
+__all__ = ["PROFILES", "get_profile", "profile_names", "table_scale", "ScoreReport", "Profile"]

@@ -66,6 +66,9 @@ class Metric(ABC):
     libraries: ClassVar[tuple[str, ...]] = ()
     keys: tuple[str, ...] = ()
     needs_references: ClassVar[bool] = True
+    resampling_bias: ClassVar[bool] = False
+    """True when resampling with replacement biases the metric (duplicates lower corpus Distinct-n):
+    its bootstrap intervals are shifted by the bootstrap estimate of that bias."""
     starts_in_background: ClassVar[bool] = False
     """True when :meth:`prepare`/:meth:`begin` start slow work (a JVM): such metrics are collected last."""
     languages: ClassVar[tuple[str, ...]] = ("en", "zh")
@@ -147,3 +150,23 @@ class MeanMetric(Metric):
         for row in rows:
             out.append({k: float(row[i] / row[-1]) * self.scale for i, k in enumerate(self.keys)} if row[-1] else {})
         return out
+
+
+class CocoInput:
+    """Settings of scorers fed the pycocoevalcap way: space-joined tokens of one tokenizer, and an
+    empty hypothesis replaced by ``empty`` (nlg-eval derivatives use ``&``)."""
+
+    def __init__(self, tokenizer: Tokenizer, empty: str | None, keys: tuple[str, ...], scale: float) -> None:
+        self.tokenizer = tokenizer
+        self.empty = empty
+        self.keys = keys
+        self.scale = scale
+
+    def joined(self, batch: Batch) -> tuple[list[str], list[list[str]]]:
+        """Return (hypotheses, references) as space-joined token strings."""
+        hyps, refs = batch.tokens(self.tokenizer, self.empty)
+        return [" ".join(h) for h in hyps], [[" ".join(r) for r in rs] for rs in refs]
+
+    def input_signature(self, language: str) -> str:
+        """Return the ``tok:...-empty:...`` signature fragment."""
+        return f"tok:{self.tokenizer.resolve(language).describe()}-empty:{self.empty or 'keep'}"

@@ -62,6 +62,9 @@ class BertScore(MeanMetric):
         if self._scorer is None:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             from bert_score import BERTScorer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # a weight-loading bar per run is noise in results output
 
             self._scorer = BERTScorer(model_type=self._model_path(), num_layers=self.num_layers, lang="en",
                                       batch_size=self.batch_size, rescale_with_baseline=self.rescale,

@@ -6,11 +6,11 @@ from typing import Any
 
 import numpy as np
 
-from harness.metrics.base import Batch, MeanMetric, Metric
+from harness.metrics.base import Batch, CocoInput, MeanMetric, Metric
 from harness.metrics.text import Tokenizer
 
 
-class CocoBleu(Metric):
+class CocoBleu(CocoInput, Metric):
     """Corpus BLEU-1..n as pycocoevalcap ``Bleu(4)`` computes it (nlg-eval, MultiESC, MAGIC).
 
     Statistics per example: hypothesis length, the *closest* reference length, and per order the
@@ -25,19 +25,15 @@ class CocoBleu(Metric):
 
     def __init__(self, n: int = 4, tokenizer: Tokenizer = Tokenizer("nltk", True), empty: str | None = "&",
                  key: str = "Bleu_{n}", scale: float = 1.0) -> None:
+        super().__init__(tokenizer, empty, tuple(key.format(n=k) for k in range(1, n + 1)), scale)
         self.n = n
-        self.tokenizer = tokenizer
-        self.empty = empty
-        self.scale = scale
-        self.keys = tuple(key.format(n=k) for k in range(1, n + 1))
 
     def statistics(self, batch: Batch) -> np.ndarray:
         from pycocoevalcap.bleu.bleu_scorer import cook_refs, cook_test
 
-        hyps, refs = batch.tokens(self.tokenizer, self.empty)
         rows = np.zeros((len(batch), 2 + 2 * self.n))
-        for i, (hyp, rs) in enumerate(zip(hyps, refs)):
-            cooked = cook_test(" ".join(hyp), cook_refs([" ".join(r) for r in rs], n=self.n), eff="closest", n=self.n)
+        for i, (hyp, rs) in enumerate(zip(*self.joined(batch))):
+            cooked = cook_test(hyp, cook_refs(rs, n=self.n), eff="closest", n=self.n)
             rows[i, 0] = cooked["testlen"]
             rows[i, 1] = cooked["reflen"]
             rows[i, 2:2 + self.n] = cooked["guess"]
@@ -57,8 +53,7 @@ class CocoBleu(Metric):
         return out
 
     def describe(self, language: str = "en") -> str:
-        tok = self.tokenizer.resolve(language).describe()
-        return f"bleu:coco-n{self.n}-closest-tok:{tok}-empty:{self.empty or 'keep'}"
+        return f"bleu:coco-n{self.n}-closest-{self.input_signature(language)}"
 
 
 class SacreBleu(Metric):

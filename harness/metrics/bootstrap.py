@@ -40,14 +40,23 @@ def resampled_values(metric: Metric, stats: Any, counts: np.ndarray) -> dict[str
     return {key: np.concatenate([p[key] for p in parts]) for key in metric.keys}
 
 
-def intervals(metric: Metric, stats: Any, counts: np.ndarray, level: float = 0.95) -> dict[str, tuple[float, float]]:
-    """Return the percentile bootstrap interval of each key of ``metric``."""
+def intervals(metric: Metric, stats: Any, counts: np.ndarray, level: float = 0.95,
+              observed: dict[str, float] | None = None) -> dict[str, tuple[float, float]]:
+    """Return the percentile bootstrap interval of each key of ``metric``.
+
+    For a metric with ``resampling_bias`` (corpus Distinct-n) the percentiles are shifted by the
+    bootstrap bias estimate (mean of resamples minus ``observed``), so the interval describes the
+    observed value's uncertainty instead of the lower diversity of resamples with duplicates.
+    """
     tail = (1 - level) / 2 * 100
     out = {}
     for key, values in resampled_values(metric, stats, counts).items():
         finite = values[np.isfinite(values)]
-        out[key] = (float(np.percentile(finite, tail)), float(np.percentile(finite, 100 - tail))) if finite.size else (
-            float("nan"), float("nan"))
+        if not finite.size:
+            out[key] = (float("nan"), float("nan"))
+            continue
+        shift = float(finite.mean() - observed[key]) if metric.resampling_bias and observed else 0.0
+        out[key] = (float(np.percentile(finite, tail)) - shift, float(np.percentile(finite, 100 - tail)) - shift)
     return out
 
 
@@ -86,6 +95,8 @@ def paired(metric: Metric, stats_a: Any, stats_b: Any, counts: np.ndarray, level
             continue
         centred = diffs - diffs.mean()
         p_value = float((np.sum(np.abs(centred) >= abs(delta)) + 1) / (diffs.size + 1))
+        shift = float(diffs.mean() - delta) if metric.resampling_bias else 0.0
         out[key] = PairedResult(float(observed_a[key]), float(observed_b[key]), delta,
-                                float(np.percentile(diffs, tail)), float(np.percentile(diffs, 100 - tail)), p_value)
+                                float(np.percentile(diffs, tail)) - shift, float(np.percentile(diffs, 100 - tail)) - shift,
+                                p_value)
     return out

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.metrics.base import Batch, MeanMetric
+from harness.metrics.base import Batch, CocoInput, MeanMetric
 from harness.metrics.text import Tokenizer
 
 
-class CocoCider(MeanMetric):
+class CocoCider(CocoInput, MeanMetric):
     """pycocoevalcap ``CiderScorer`` over the whole batch, so document frequencies come from every
     reference scored together (a single example scores 0, as in nlg-eval).
 
@@ -20,21 +20,16 @@ class CocoCider(MeanMetric):
 
     def __init__(self, tokenizer: Tokenizer = Tokenizer("nltk", True), empty: str | None = "&", key: str = "CIDEr",
                  scale: float = 1.0) -> None:
-        self.tokenizer = tokenizer
-        self.empty = empty
-        self.keys = (key,)
-        self.scale = scale
+        super().__init__(tokenizer, empty, (key,), scale)
 
     def values(self, batch: Batch):
         from pycocoevalcap.cider.cider_scorer import CiderScorer
 
-        hyps, refs = batch.tokens(self.tokenizer, self.empty)
         scorer = CiderScorer(n=4, sigma=6.0)
-        for h, rs in zip(hyps, refs):
-            scorer += (" ".join(h), [" ".join(r) for r in rs])
+        for h, rs in zip(*self.joined(batch)):
+            scorer += (h, rs)
         _, scores = scorer.compute_score()
         return np.asarray(scores, dtype=float), None
 
     def describe(self, language: str = "en") -> str:
-        tok = self.tokenizer.resolve(language).describe()
-        return f"cider:coco-D-n4-sigma6-idf:batch-refs-tok:{tok}-empty:{self.empty or 'keep'}"
+        return f"cider:coco-D-n4-sigma6-idf:batch-refs-{self.input_signature(language)}"

@@ -12,7 +12,21 @@ def _ngrams(tokens: list[str], n: int) -> list[tuple[str, ...]]:
     return [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
 
 
-class CorpusDistinct(Metric):
+class _DistinctOptions:
+    """Settings shared by both scopes: n-gram orders, tokenizer, key pattern, scale."""
+
+    def __init__(self, orders=(1, 2), tokenizer: Tokenizer = Tokenizer("whitespace"), key: str = "Dist-{n}",
+                 scale: float = 1.0) -> None:
+        self.orders = tuple(orders)
+        self.tokenizer = tokenizer
+        self.keys = tuple(key.format(n=n) for n in self.orders)
+        self.scale = scale
+
+    def _describe(self, scope: str, language: str) -> str:
+        return f"dist:{scope}-n{','.join(map(str, self.orders))}-tok:{self.tokenizer.resolve(language).describe()}"
+
+
+class CorpusDistinct(_DistinctOptions, Metric):
     """Corpus Distinct-n (scope="corpus"): distinct n-grams of all hypotheses / total n-grams.
 
     Statistics are a sparse n-gram count matrix (one column per n-gram seen, per order) plus the
@@ -21,13 +35,7 @@ class CorpusDistinct(Metric):
     """
 
     needs_references = False
-
-    def __init__(self, orders=(1, 2), tokenizer: Tokenizer = Tokenizer("whitespace"), key: str = "Dist-{n}",
-                 scale: float = 1.0) -> None:
-        self.orders = tuple(orders)
-        self.tokenizer = tokenizer
-        self.keys = tuple(key.format(n=n) for n in self.orders)
-        self.scale = scale
+    resampling_bias = True  # a resample repeats responses, so it always looks less diverse
 
     def statistics(self, batch: Batch):
         # Layout: the per-order totals first, then n-gram columns interleaved by order
@@ -63,22 +71,29 @@ class CorpusDistinct(Metric):
             out[key] = np.where(total > 0, unique / np.where(total > 0, total, 1) * self.scale, 0.0)
         return out
 
+    def per_example(self, stats) -> list[dict[str, float]]:
+        # Counted on the sparse rows: densifying N x (n-gram vocabulary) would cost gigabytes.
+        m, n = len(self.orders), stats.shape[0]
+        coo = stats.tocoo()
+        is_gram = coo.col >= m
+        order = (coo.col - m) % m
+        totals = np.asarray(stats[:, :m].todense())
+        rows = [{} for _ in range(n)]
+        for j, key in enumerate(self.keys):
+            unique = np.bincount(coo.row[is_gram & (order == j)], minlength=n)
+            for i in range(n):
+                rows[i][key] = float(unique[i] / totals[i, j] * self.scale) if totals[i, j] else 0.0
+        return rows
+
     def describe(self, language: str = "en") -> str:
-        return f"dist:corpus-n{','.join(map(str, self.orders))}-tok:{self.tokenizer.resolve(language).describe()}"
+        return self._describe("corpus", language)
 
 
-class ResponseDistinct(MeanMetric):
+class ResponseDistinct(_DistinctOptions, MeanMetric):
     """Per-response Distinct-n averaged over responses (scope="response", ParlAI's intra-distinct);
     inflated relative to corpus scope. An empty response counts as 0."""
 
     needs_references = False
-
-    def __init__(self, orders=(1, 2), tokenizer: Tokenizer = Tokenizer("whitespace"), key: str = "Dist-{n}",
-                 scale: float = 1.0) -> None:
-        self.orders = tuple(orders)
-        self.tokenizer = tokenizer
-        self.keys = tuple(key.format(n=n) for n in self.orders)
-        self.scale = scale
 
     def values(self, batch: Batch):
         hyps, _ = batch.tokens(self.tokenizer)
@@ -90,7 +105,7 @@ class ResponseDistinct(MeanMetric):
         return out, None
 
     def describe(self, language: str = "en") -> str:
-        return f"dist:response-mean-n{','.join(map(str, self.orders))}-tok:{self.tokenizer.resolve(language).describe()}"
+        return self._describe("response-mean", language)
 
 
 def distinct(scope: str = "corpus", **kwargs) -> Metric:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.metrics.base import Batch, MeanMetric, Metric
+from harness.metrics.base import Batch, CocoInput, MeanMetric, Metric
 from harness.metrics.meteor_process import MAX_TOKENS, MeteorProcess, shared_process
 from harness.metrics.text import Tokenizer
 
@@ -52,7 +52,16 @@ def meteor_from_stats(stats: np.ndarray) -> float:
     return float(fmean * (1 - GAMMA * frag ** BETA))
 
 
-class MeteorJar(Metric):
+def jar_segment_stats(stats: np.ndarray) -> np.ndarray:
+    """Return SCORE statistics as the jar sums them in ``EVAL``: a segment matched entirely in one
+    chunk counts 0 chunks (the jar zeroes them when it scores the segment, before aggregating)."""
+    stats = np.array(stats, dtype=float).reshape(-1, 23)
+    perfect = (stats[:, 21] == stats[:, 0]) & (stats[:, 22] == stats[:, 1]) & (stats[:, 20] == 1)
+    stats[perfect, 20] = 0.0
+    return stats
+
+
+class MeteorJar(CocoInput, Metric):
     """METEOR 1.5 (``-l en -norm``) through one persistent JVM, as pycocoevalcap ``Meteor`` scores it.
 
     Statistics are the jar's 23 per-segment numbers (best reference chosen by the jar); the corpus
@@ -68,10 +77,7 @@ class MeteorJar(Metric):
     def __init__(self, tokenizer: Tokenizer = Tokenizer("nltk", True), empty: str | None = "&", key: str = "METEOR",
                  scale: float = 1.0, process: MeteorProcess | None = None, chunk_size: int = 500,
                  max_tokens: int = MAX_TOKENS) -> None:
-        self.tokenizer = tokenizer
-        self.empty = empty
-        self.keys = (key,)
-        self.scale = scale
+        super().__init__(tokenizer, empty, (key,), scale)
         self._process = process
         self.chunk_size = chunk_size
         self.max_tokens = max_tokens
@@ -90,8 +96,7 @@ class MeteorJar(Metric):
 
     def begin(self, batch: Batch) -> None:
         # Lines are queued to the JVM at once; it scores them as soon as it has loaded.
-        hyps, refs = batch.tokens(self.tokenizer, self.empty)
-        pairs = [(" ".join(h), [" ".join(r) for r in rs]) for h, rs in zip(hyps, refs)]
+        pairs = list(zip(*self.joined(batch)))
         self._pending[id(batch)] = (batch, self._pool.submit(self.process.statistics, pairs, self.chunk_size,
                                                              self.max_tokens))
 
@@ -99,14 +104,13 @@ class MeteorJar(Metric):
         if id(batch) not in self._pending:
             self.begin(batch)
         _, future = self._pending.pop(id(batch))
-        return np.asarray(future.result(), dtype=float).reshape(len(batch), 23)
+        return jar_segment_stats(np.asarray(future.result(), dtype=float).reshape(len(batch), 23))
 
     def finalize(self, totals: np.ndarray) -> dict[str, float]:
         return {self.keys[0]: meteor_from_stats(totals) * self.scale}
 
     def describe(self, language: str = "en") -> str:
-        tok = self.tokenizer.resolve(language).describe()
-        return f"meteor:jar-1.5-en-norm-maxtok{self.max_tokens}-tok:{tok}-empty:{self.empty or 'keep'}"
+        return f"meteor:jar-1.5-en-norm-maxtok{self.max_tokens}-{self.input_signature(language)}"
 
 
 # The 45 WordNet 3.0 lexicographer files with their syntactic category (wndb(5)); Debian's

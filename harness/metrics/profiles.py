@@ -143,7 +143,7 @@ class Profile:
         for metric in sorted(usable, key=lambda m: m.starts_in_background):
             try:
                 computed.append((metric, metric.statistics(batch)))
-            except RuntimeError as err:
+            except (RuntimeError, OSError) as err:  # no Java, a missing model directory, a dead JVM
                 print(f"dialbench: warning: {', '.join(metric.keys)} not computed: {err}", file=sys.stderr)
                 skipped.update({key: f"failed: {err}" for key in metric.keys})
         return computed, skipped
@@ -157,16 +157,19 @@ class Profile:
         counts = bootstrap.resample_counts(len(batch), resamples, seed) if len(batch) and resamples else None
         for metric, stats in computed:
             totals = np.asarray(stats.sum(axis=0)).ravel() if sparse.issparse(stats) else np.asarray(stats).sum(axis=0)
-            corpus.update(metric.finalize(totals))
-            for row, values in zip(per_example, metric.per_example(stats)):
-                row.update(values)
+            values = metric.finalize(totals)
+            corpus.update(values)
+            for row, example_values in zip(per_example, metric.per_example(stats)):
+                row.update(example_values)
             if counts is not None:
-                intervals.update(bootstrap.intervals(metric, stats, counts))
+                intervals.update(bootstrap.intervals(metric, stats, counts, observed=values))
         corpus = {k: corpus[k] for k in self.keys if k in corpus}
+        intervals = {k: intervals[k] for k in self.keys if k in intervals}
         scale = {k: 1.0 if k == "ppl" else self.table_factor for k in corpus}
         hyp = "+".join(self.hypothesis_steps) or "raw"
-        used = {id(m) for m, _ in computed}
-        sig = signature.build(self.name, batch.language, hyp, self.unit, [m for m in self.metrics if id(m) in used])
+        # Every metric of the profile is named, applicable or not, so all systems scored with the same
+        # profile on the same task carry the same signature.
+        sig = signature.build(self.name, batch.language, hyp, self.unit, self.metrics)
         return ScoreReport(self.name, batch.language, corpus, per_example, intervals, sig, skipped, scale, computed)
 
     def with_options(self, **options: Any) -> "Profile":

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.metrics.base import Batch, MeanMetric
+from harness.metrics.base import Batch, CocoInput, MeanMetric
 from harness.metrics.text import Tokenizer, char_tokens
 
 
-class CocoRougeL(MeanMetric):
+class CocoRougeL(CocoInput, MeanMetric):
     """pycocoevalcap ``Rouge``: LCS F-measure with beta 1.2, precision and recall each maxed over
     references, averaged per sentence (the corpus value is the mean)."""
 
@@ -15,22 +15,17 @@ class CocoRougeL(MeanMetric):
 
     def __init__(self, tokenizer: Tokenizer = Tokenizer("nltk", True), empty: str | None = "&", key: str = "ROUGE_L",
                  scale: float = 1.0) -> None:
-        self.tokenizer = tokenizer
-        self.empty = empty
-        self.keys = (key,)
-        self.scale = scale
+        super().__init__(tokenizer, empty, (key,), scale)
 
     def values(self, batch: Batch):
         from pycocoevalcap.rouge.rouge import Rouge
 
         scorer = Rouge()
-        hyps, refs = batch.tokens(self.tokenizer, self.empty)
-        vals = [scorer.calc_score([" ".join(h)], [" ".join(r) for r in rs]) for h, rs in zip(hyps, refs)]
-        return np.array(vals, dtype=float), None
+        hyps, refs = self.joined(batch)
+        return np.array([scorer.calc_score([h], rs) for h, rs in zip(hyps, refs)], dtype=float), None
 
     def describe(self, language: str = "en") -> str:
-        tok = self.tokenizer.resolve(language).describe()
-        return f"rouge:coco-lcs-beta1.2-sentmean-tok:{tok}-empty:{self.empty or 'keep'}"
+        return f"rouge:coco-lcs-beta1.2-sentmean-{self.input_signature(language)}"
 
 
 class _CharTokenizer:

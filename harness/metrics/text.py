@@ -38,7 +38,7 @@ _CJK = (
     "\u2e80-\u2fdf\u3000-\u303f\u3040-\u30ff\u3100-\u312f\u3190-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
     "\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef"
 )
-_CHAR_TOKEN = re.compile(rf"[{_CJK}]|[^\W_]+|[^\s\w{_CJK}]|_", re.UNICODE)
+_CHAR_TOKEN = re.compile(rf"[{_CJK}]|[^\W_{_CJK}]+|[^\s\w{_CJK}]|_", re.UNICODE)
 
 
 def char_tokens(text: str) -> list[str]:

@@ -82,7 +82,7 @@ def test_coco_scorers_equal_pycocoevalcap(seed, refs):
 
 @needs_java
 def test_meteor_aggregate_equals_jar_eval():
-    from harness.metrics.meteor import meteor_from_stats
+    from harness.metrics.meteor import jar_segment_stats, meteor_from_stats
     from harness.metrics.meteor_process import shared_process
 
     proc = shared_process()
@@ -91,10 +91,11 @@ def test_meteor_aggregate_equals_jar_eval():
     references[1] = ["the cat sat on the mat", "a dog"]
     stats = np.array(proc.statistics(list(zip(hyps, references))))
     segments, aggregate = proc.evaluate(stats)
-    assert meteor_from_stats(stats.sum(axis=0)) == pytest.approx(aggregate, abs=1e-12)
-    assert [meteor_from_stats(row) for row in stats] == pytest.approx(segments, abs=1e-12)
-    subset = stats[::3]
-    assert meteor_from_stats(subset.sum(axis=0)) == pytest.approx(proc.evaluate(subset)[1], abs=1e-12)
+    summable = jar_segment_stats(stats)
+    assert meteor_from_stats(summable.sum(axis=0)) == pytest.approx(aggregate, abs=1e-12)
+    assert [meteor_from_stats(row) for row in summable] == pytest.approx(segments, abs=1e-12)
+    for subset in ([1, 1], [1, 2], list(range(0, 60, 3))):  # a perfect segment twice; with another; a third
+        assert meteor_from_stats(summable[subset].sum(axis=0)) == pytest.approx(proc.evaluate(stats[subset])[1], abs=1e-12)
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -1,0 +1,174 @@
+"""One batch through the model: left-padded generation with near-tie re-checks, and batched scoring.
+
+Called by ``harness.generation.Generator`` for the requests of one planned batch that are not cached.
+Causal models are left-padded (the prompt must end where generation starts) with an attention mask;
+``generate`` derives position ids from the mask, and scoring passes them explicitly, so a padded
+row sees exactly the positions it would see alone. Encoder-decoder models are right-padded: the
+encoder is bidirectional and the decoder starts fresh, so padding side does not matter to them.
+"""
+from __future__ import annotations
+
+import inspect
+import random
+from typing import TYPE_CHECKING, Any, Sequence
+
+import torch
+
+from harness.decoding import RowControl, Sampling, as_processor, row_seed
+from harness.errors import UserError
+
+if TYPE_CHECKING:
+    from harness.generation import GenerationConfig, Generator, Prompt
+
+
+def encode_request(gen: "Generator", request: Any, kind: str, add_eos: bool) -> Any:
+    """Return token ids of a request: a prompt's ids, or (context ids, continuation ids) for scoring."""
+    if kind == "generate":
+        return gen.encode(request)
+    prompt, continuation = request
+    if gen.plain_chat(prompt):
+        continuation = " " + continuation  # "Assistant:" then " reply", as the model would write it
+    context = gen.encode(prompt)
+    target = list(gen.tokenizer(continuation, add_special_tokens=False)["input_ids"])
+    eos = gen.tokenizer.eos_token_id
+    if add_eos and eos is not None:
+        target.append(int(eos))
+    if not context:  # the first token needs something to be predicted from
+        start = gen.tokenizer.bos_token_id if gen.tokenizer.bos_token_id is not None else eos
+        context = [int(start if start is not None else 0)]
+    return context, target
+
+
+def _padded(rows: Sequence[Sequence[int]], pad: int, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids, mask = [], []
+    for row in rows:
+        fill = [pad] * (width - len(row))
+        ids.append(fill + list(row) if left else list(row) + fill)
+        ones, zeros = [1] * len(row), [0] * (width - len(row))
+        mask.append(zeros + ones if left else ones + zeros)
+    return torch.tensor(ids), torch.tensor(mask)
+
+
+def generate_rows(gen: "Generator", rows: list[list[int]], keys: list[str], cfg: "GenerationConfig") -> list[str]:
+    """Return the texts generated for ``rows`` (token ids), re-running near-tie rows alone."""
+    limit = gen.context_limit()
+    if limit and not gen.seq2seq:
+        room = limit - cfg.max_new_tokens
+        if room < 1:
+            raise UserError(f"max_new_tokens {cfg.max_new_tokens} leaves no room for a prompt in the model's "
+                            f"{limit}-token context")
+        gen.stats["truncated_prompts"] += sum(len(r) > room for r in rows)
+        rows = [r[-room:] for r in rows]
+    texts, margins = _generate_once(gen, rows, keys, cfg)
+    if len(rows) > 1 and not cfg.do_sample and cfg.num_beams == 1 and gen.tie_margin > 0:
+        for i, margin in enumerate(margins):
+            if margin < gen.tie_margin:
+                gen.stats["near_ties"] += 1
+                texts[i] = _generate_once(gen, [rows[i]], [keys[i]], cfg)[0][0]
+    return texts
+
+
+def _generate_once(gen: "Generator", rows: list[list[int]], keys: list[str],
+                   cfg: "GenerationConfig") -> tuple[list[str], list[float]]:
+    from transformers import GenerationConfig as HFGenerationConfig
+
+    model, tok = gen.model, gen.tokenizer
+    pad, eos = gen.pad_id(), gen.eos_ids()
+    causal = not gen.seq2seq
+    input_ids, mask = _padded(rows, pad, left=causal)
+    width = input_ids.shape[1]
+    seeds = None
+    if cfg.do_sample:
+        seeds = [row_seed(k) for k in keys] if cfg.seed is not None else [random.getrandbits(63) for _ in keys]
+    control = RowControl([width - len(r) if causal else 0 for r in rows], rows_per_prompt=cfg.num_beams,
+                         repetition_penalty=cfg.repetition_penalty,
+                         sampling=Sampling(cfg.temperature, cfg.top_k, cfg.top_p) if cfg.do_sample else None,
+                         seeds=seeds, record_margins=not cfg.do_sample and cfg.num_beams == 1)
+    # Everything that shapes decoding is set here, so a model's shipped generation_config.json
+    # (no_repeat_ngram_size, min_length, sampling defaults...) cannot silently change our outputs.
+    hf_config = HFGenerationConfig(
+        max_new_tokens=cfg.max_new_tokens, do_sample=False, num_beams=cfg.num_beams, num_return_sequences=1,
+        pad_token_id=pad, eos_token_id=eos or None, use_cache=True, repetition_penalty=1.0,
+        no_repeat_ngram_size=0, encoder_no_repeat_ngram_size=0, min_new_tokens=0,
+        length_penalty=1.0, temperature=1.0, top_k=50, top_p=1.0, stop_strings=list(cfg.stop) or None,
+    )
+    extra = {"tokenizer": tok} if cfg.stop else {}
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        out = model.generate(input_ids=input_ids.to(device), attention_mask=mask.to(device),
+                             generation_config=hf_config, logits_processor=as_processor(control), **extra)
+    new = (out[:, width:] if causal else out[:, 1:]).tolist()
+    ends = set(eos) | {pad}
+    texts, decided = [], []
+    for row, ids in zip(rows, new):
+        cut = next((j for j, t in enumerate(ids) if t in ends), None)
+        content = ids if cut is None else ids[:cut]
+        decided.append(len(ids) if cut is None else cut + 1)
+        text = tok.decode(content, skip_special_tokens=True)
+        for stop in cfg.stop:
+            text = text.split(stop, 1)[0]
+        texts.append(text.strip())
+        gen.stats["prompt_tokens"] += len(row)
+    gen.stats["new_tokens"] += sum(decided)
+    gen.stats["padded_tokens"] += len(rows) * (width + len(new[0]) if new else 0)
+    return texts, control.min_margins(decided)
+
+
+def forward_parameters(model: Any) -> set[str]:
+    """Return the keyword names the model's forward accepts (through a peft wrapper)."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return set(inspect.signature(inner.forward).parameters)
+
+
+def score_rows(gen: "Generator", rows: list[tuple[list[int], list[int]]]) -> list[list[float]]:
+    """Return [summed NLL (nats), token count] of each (context, continuation) row."""
+    model = gen.model
+    device = next(model.parameters()).device
+    limit = gen.context_limit()
+    if gen.seq2seq:
+        return _score_seq2seq(gen, rows, device)
+    fitted = []
+    for context, target in rows:
+        if limit and len(context) + len(target) > limit:
+            target = target[: limit - 1]
+            context = context[-(limit - len(target)):]
+            gen.stats["truncated_prompts"] += 1
+        fitted.append((context, target))
+    keep = max(len(t) for _, t in fitted) + 1
+    input_ids, mask = _padded([c + t for c, t in fitted], gen.pad_id(), left=True)
+    accepted = forward_parameters(model)
+    kwargs: dict[str, Any] = {"attention_mask": mask.to(device)}
+    if "position_ids" in accepted:
+        kwargs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0).to(device)
+    if "logits_to_keep" in accepted:
+        kwargs["logits_to_keep"] = keep
+    with torch.inference_mode():
+        logits = model(input_ids=input_ids.to(device), **kwargs).logits[:, -keep:]
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
+    results = []
+    for row, (_, target) in enumerate(fitted):
+        n = len(target)
+        if n == 0:
+            results.append([0.0, 0])
+            continue
+        picked = logprobs[row, keep - 1 - n : keep - 1].gather(-1, torch.tensor(target, device=device)[:, None])
+        results.append([-float(picked.double().sum()), n])
+    gen.stats["scored_tokens"] += sum(len(c) + len(t) for c, t in fitted)
+    return results
+
+
+def _score_seq2seq(gen: "Generator", rows: list[tuple[list[int], list[int]]], device: Any) -> list[list[float]]:
+    input_ids, mask = _padded([c for c, _ in rows], gen.pad_id(), left=False)
+    targets = [t for _, t in rows]
+    width = max(1, max(len(t) for t in targets))
+    labels = torch.tensor([t + [-100] * (width - len(t)) for t in targets])
+    with torch.inference_mode():
+        logits = gen.model(input_ids=input_ids.to(device), attention_mask=mask.to(device),
+                           labels=labels.to(device)).logits
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
+    results = []
+    for row, target in enumerate(targets):
+        picked = logprobs[row, : len(target)].gather(-1, torch.tensor(target, device=device)[:, None])
+        results.append([-float(picked.double().sum()), len(target)])
+    return results

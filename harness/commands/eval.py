@@ -1,0 +1,112 @@
+"""``dialbench eval``: benchmark one checkpoint on chosen tasks and print the table.
+
+    dialbench eval --model SOURCE --tasks T1,T2 [--system NAME] [--data TASK=PATH ...] [--limit N]
+                   [--batch-size N|auto] [--dtype auto|float32|bfloat16|float16] [--device auto|cpu|cuda]
+                   [--output DIR] [--seed N] [--no-cache] [--trust-remote-code] [--max-new-tokens N]
+                   [--set KEY=VALUE ...]
+
+SOURCE is anything ``models.source`` accepts (a folder, a .gguf file, an adapter, a DeepSpeed
+checkpoint, a hub id when online, ``embedded:smollm2-135m-instruct``). The default system is
+``zero_shot_lm``, the task's prompt-based system. Generations are cached (``$DIALBENCH_CACHE`` or
+``~/.cache/dialbench/generations.sqlite``), so re-running the same command regenerates nothing and a
+killed run resumes where it stopped.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.cliargs import assignments, comma_list, task_paths, typed
+from harness.errors import UserError
+
+DEFAULT_SYSTEM = "zero_shot_lm"
+
+FLAG_OPTIONS = {
+    "batch_size": "--batch-size", "dtype": "--dtype", "device": "--device", "max_new_tokens": "--max-new-tokens",
+    "no_cache": "--no-cache", "trust_remote_code": "--trust-remote-code", "cache_path": "--cache",
+}
+"""System options that have their own flag (passed only when given, so other systems can refuse them)."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, metavar="SOURCE",
+                        help="model folder, .gguf file, adapter folder, DeepSpeed checkpoint, hub id, or "
+                             "embedded:smollm2-135m-instruct")
+    parser.add_argument("--tasks", required=True, help="comma-separated task ids")
+    parser.add_argument("--system", default=DEFAULT_SYSTEM, help=f"system that runs the model (default {DEFAULT_SYSTEM})")
+    parser.add_argument("--data", action="append", metavar="TASK=PATH", help="test data of a task (default: bundled sample)")
+    parser.add_argument("--limit", type=int, help="score only the first N examples of each task")
+    parser.add_argument("--batch-size", dest="batch_size", help="rows per batch, or 'auto' (default)")
+    parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"),
+                        help="weights dtype (default auto: float32 on CPU, bfloat16 on a capable GPU)")
+    parser.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    parser.add_argument("--max-new-tokens", dest="max_new_tokens", type=int, help="generation length cap (default 64)")
+    parser.add_argument("--output", type=Path, help="run directory (default runs/eval-<model>-<time>)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-cache", dest="no_cache", action="store_true", help="neither read nor write the generation cache")
+    parser.add_argument("--cache", dest="cache_path", type=Path, help="generation cache file (default in the cache folder)")
+    parser.add_argument("--trust-remote-code", dest="trust_remote_code", action="store_true",
+                        help="allow model code from the checkpoint and full unpickling (only for sources you trust)")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", dest="options",
+                        help="any other system option, e.g. --set num_beams=4")
+    parser.add_argument("--format", dest="fmt", default="md", choices=("md", "csv", "latex", "json"), help="table format")
+
+
+def system_options(args: argparse.Namespace, accepted: tuple[str, ...], system: str) -> dict[str, Any]:
+    """Return the system's options from the flags given; a flag the system cannot take is a UserError."""
+    options: dict[str, Any] = {"model": args.model}
+    for name, flag in FLAG_OPTIONS.items():
+        value = getattr(args, name, None)
+        if value is None or value is False:
+            continue
+        if name not in accepted:
+            raise UserError(f"{flag} does not apply to system '{system}' (its options: {', '.join(accepted)})")
+        options[name] = str(value) if isinstance(value, Path) else value
+    if "seed" in accepted:
+        options["seed"] = args.seed
+    for key, value in assignments(args.options, "--set").items():
+        options[key] = typed(value)
+    return options
+
+
+def default_output(model: str) -> Path:
+    """Return ``runs/eval-<model name>-<timestamp>``."""
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(model.rstrip("/")).name or model).strip("-")[:40]
+    return Path("runs") / f"eval-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from baselines import SYSTEMS
+    from harness.runner import SystemSpec, TaskSpec, run_system
+    from leaderboards.render import render_table
+    from models.source import parse_source
+    from tasks import TASKS
+
+    task_names = comma_list(args.tasks)
+    if not task_names:
+        raise UserError("--tasks is empty; give comma-separated task ids (see `dialbench list tasks`)")
+    for name in task_names:
+        TASKS.get(name)
+    data = task_paths(args.data, "--data", TASKS.names())
+    stray = sorted(set(data) - set(task_names))
+    if stray:
+        raise UserError(f"--data names task(s) {', '.join(stray)} that are not in --tasks")
+    if args.limit is not None and args.limit < 1:
+        raise UserError(f"--limit must be at least 1, got {args.limit}")
+    batch_size = args.batch_size
+    if batch_size is not None and batch_size != "auto" and not (batch_size.isdigit() and int(batch_size) > 0):
+        raise UserError(f"--batch-size must be a positive integer or 'auto', got '{batch_size}'")
+    parse_source(args.model)  # a missing path or bad alias fails before any task starts
+    system_cls = SYSTEMS.get(args.system)
+    options = system_options(args, tuple(system_cls.option_names), args.system)
+    output = args.output or default_output(args.model)
+    specs = [TaskSpec(name=name, data=data.get(name), limit=args.limit) for name in task_names]
+    run_system(SystemSpec(args.system, options), specs, output, seed=args.seed,
+               command=["dialbench", *sys.argv[1:]])
+    print(render_table([output], fmt=args.fmt), end="")
+    print(f"[dialbench] wrote {output}", file=sys.stderr)
+    return 0

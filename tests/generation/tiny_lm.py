@@ -1,0 +1,76 @@
+"""Tiny random models saved to a folder, for tests that need a real transformers model in milliseconds."""
+from __future__ import annotations
+
+from pathlib import Path
+
+CORPUS = [
+    "hello how are you today ? i am fine thanks , just got back from work .",
+    "i love to read books and go hiking with my two dogs on the weekend .",
+    "what do you do for a living ? i am a teacher at a small school in town .",
+    "my favorite food is pizza , and i also like sushi and tacos a lot .",
+    "do you have any pets ? yes , a cat named luna and a very old parrot .",
+] * 4
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|endoftext|>{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+def tiny_tokenizer():
+    """Return a byte-level BPE tokenizer (pad = eos) with a chat template."""
+    from training.tokenizer import train_bpe_tokenizer
+
+    return train_bpe_tokenizer(CORPUS, vocab_size=300, chat_template=CHAT_TEMPLATE)
+
+
+def save_tiny_llama(folder: Path, *, seed: int = 0, init_range: float = 0.3, layers: int = 2,
+                    hidden: int = 64) -> Path:
+    """Save a random Llama-style causal LM (GQA, RoPE, tied embeddings) and its tokenizer to ``folder``.
+
+    ``init_range`` well above the usual 0.02 gives peaked next-token distributions like a trained
+    model's; 0.02 gives near-uniform ones full of near-ties.
+    """
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = tiny_tokenizer()
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
+                         num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=2048, initializer_range=init_range, tie_word_embeddings=True,
+                         bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config).eval()
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    return folder
+
+
+def save_tiny_t5(folder: Path, *, seed: int = 0) -> Path:
+    """Save a random T5-style encoder-decoder and a tokenizer (pad 0 distinct from eos)."""
+    import torch
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    tokenizer = tiny_tokenizer()
+    tokenizer.add_special_tokens({"pad_token": "<pad>"})
+    config = T5Config(vocab_size=len(tokenizer), d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4,
+                      decoder_start_token_id=tokenizer.pad_token_id, pad_token_id=tokenizer.pad_token_id,
+                      eos_token_id=tokenizer.eos_token_id, initializer_factor=3.0)
+    torch.manual_seed(seed)
+    model = T5ForConditionalGeneration(config).eval()
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    return folder
+
+
+def chat_prompts(n: int) -> list[list[dict[str, str]]]:
+    """Return ``n`` chat prompts of varied lengths (so batches need padding)."""
+    prompts = []
+    for i in range(n):
+        words = CORPUS[i % 5].split()
+        content = " ".join(words[: 2 + (i * 7) % len(words)])
+        prompts.append([{"role": "system", "content": "be brief"}, {"role": "user", "content": content}])
+    return prompts
