@@ -123,7 +123,7 @@ def _flag(value: Any) -> bool:
 class GPT2DialogueSystem(System):
     """Answers with a GPT-2 checkpoint trained by ``dialbench train gpt2_dialogue``.
 
-    Options: ``model`` (checkpoint directory, required), ``batch_size`` (8), ``device`` (auto),
+    Options: ``model`` (checkpoint directory, required), ``batch_size`` (auto = 16), ``device`` (auto),
     ``dtype`` (auto: float32 on CPU, bfloat16 on a GPU that has it), ``max_new_tokens`` (64),
     ``do_sample`` (false: greedy, for reproducible scored runs; the paper samples), ``top_p`` (0.8,
     the paper's nucleus; no top-k, no temperature), ``seed`` (0), ``max_turns`` (5: the prompt keeps
@@ -146,7 +146,8 @@ class GPT2DialogueSystem(System):
             raise UserError("system 'gpt2_dialogue' needs option model=DIR (a checkpoint from `dialbench train gpt2_dialogue`)")
         if not Path(model_dir).is_dir():
             raise UserError(f"{model_dir}: checkpoint directory not found (system 'gpt2_dialogue' option model)")
-        self.batch_size = int(options.get("batch_size", 8))
+        batch_size = options.get("batch_size", "auto")
+        self.batch_size = 16 if batch_size in (None, "auto") else int(batch_size)
         self.max_new_tokens = int(options.get("max_new_tokens", 64))
         self.do_sample = _flag(options.get("do_sample", False))
         self.top_p = float(options.get("top_p", 0.8))

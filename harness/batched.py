@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
-from harness.decoding import RowControl, Sampling, as_processor, row_seed
+from harness.decoding import RowControl, Sampling, StopStrings, as_processor, row_seed
 from harness.errors import UserError
 
 if TYPE_CHECKING:
@@ -52,6 +52,8 @@ def _padded(rows: Sequence[Sequence[int]], pad: int, left: bool) -> tuple[torch.
 
 def generate_rows(gen: "Generator", rows: list[list[int]], keys: list[str], cfg: "GenerationConfig") -> list[str]:
     """Return the texts generated for ``rows`` (token ids), re-running near-tie rows alone."""
+    from harness.prefix import supports_prefix_cache
+
     limit = gen.context_limit()
     if limit and not gen.seq2seq:
         room = limit - cfg.max_new_tokens
@@ -60,7 +62,14 @@ def generate_rows(gen: "Generator", rows: list[list[int]], keys: list[str], cfg:
                             f"{limit}-token context")
         gen.stats["truncated_prompts"] += sum(len(r) > room for r in rows)
         rows = [r[-room:] for r in rows]
-    texts, margins = _generate_once(gen, rows, keys, cfg)
+    if len(rows) > 1 and cfg.num_beams == 1 and supports_prefix_cache(gen):
+        order = sorted(range(len(rows)), key=lambda i: rows[i])  # shared prefixes become neighbours
+        texts_sorted, margins_sorted = _loop_batch(gen, [rows[i] for i in order], [keys[i] for i in order], cfg)
+        texts, margins = [""] * len(rows), [0.0] * len(rows)
+        for position, i in enumerate(order):
+            texts[i], margins[i] = texts_sorted[position], margins_sorted[position]
+    else:
+        texts, margins = _generate_once(gen, rows, keys, cfg)
     if len(rows) > 1 and not cfg.do_sample and cfg.num_beams == 1 and gen.tie_margin > 0:
         for i, margin in enumerate(margins):
             if margin < gen.tie_margin:
@@ -69,50 +78,70 @@ def generate_rows(gen: "Generator", rows: list[list[int]], keys: list[str], cfg:
     return texts
 
 
+def _control(gen: "Generator", pad_lengths: list[int], keys: list[str], cfg: "GenerationConfig", *,
+             record: bool, generated_from: int | None = None) -> RowControl:
+    seeds = None
+    if cfg.do_sample:
+        seeds = [row_seed(k) for k in keys] if cfg.seed is not None else [random.getrandbits(63) for _ in keys]
+    return RowControl(pad_lengths, rows_per_prompt=cfg.num_beams, repetition_penalty=cfg.repetition_penalty,
+                      sampling=Sampling(cfg.temperature, cfg.top_k, cfg.top_p) if cfg.do_sample else None,
+                      seeds=seeds, record_margins=record and not cfg.do_sample and cfg.num_beams == 1,
+                      end_ids=[*gen.eos_ids(), gen.pad_id()], generated_from=generated_from)
+
+
+def _finish(gen: "Generator", ids: list[int], cfg: "GenerationConfig") -> str:
+    text = gen.tokenizer.decode(ids, skip_special_tokens=True)
+    for stop in cfg.stop:
+        text = text.split(stop, 1)[0]
+    return text.strip()
+
+
+def _loop_batch(gen: "Generator", rows: list[list[int]], keys: list[str],
+                cfg: "GenerationConfig") -> tuple[list[str], list[float]]:
+    """Generate with prefix-sharing prefill and finished-row pruning (``harness.prefix``)."""
+    from harness.prefix import decode_loop
+
+    width = max(len(r) for r in rows)
+    control = _control(gen, [width - len(r) for r in rows], keys, cfg, record=True)
+    generated = decode_loop(gen, rows, control, cfg, StopStrings(gen.tokenizer, cfg.stop))
+    gen.stats["prompt_tokens"] += sum(len(r) for r in rows)
+    return [_finish(gen, ids, cfg) for ids in generated], control.margins
+
+
 def _generate_once(gen: "Generator", rows: list[list[int]], keys: list[str],
                    cfg: "GenerationConfig") -> tuple[list[str], list[float]]:
+    """Generate with transformers' ``generate`` (one row, beam search, encoder-decoder models)."""
     from transformers import GenerationConfig as HFGenerationConfig
 
-    model, tok = gen.model, gen.tokenizer
+    model = gen.model
     pad, eos = gen.pad_id(), gen.eos_ids()
     causal = not gen.seq2seq
     input_ids, mask = _padded(rows, pad, left=causal)
     width = input_ids.shape[1]
-    seeds = None
-    if cfg.do_sample:
-        seeds = [row_seed(k) for k in keys] if cfg.seed is not None else [random.getrandbits(63) for _ in keys]
-    control = RowControl([width - len(r) if causal else 0 for r in rows], rows_per_prompt=cfg.num_beams,
-                         repetition_penalty=cfg.repetition_penalty,
-                         sampling=Sampling(cfg.temperature, cfg.top_k, cfg.top_p) if cfg.do_sample else None,
-                         seeds=seeds, record_margins=not cfg.do_sample and cfg.num_beams == 1)
+    generated_from = width if causal else 1  # encoder-decoder outputs start with the decoder start token
+    control = _control(gen, [width - len(r) if causal else 0 for r in rows], keys, cfg,
+                       record=len(rows) > 1, generated_from=generated_from)
     # Everything that shapes decoding is set here, so a model's shipped generation_config.json
     # (no_repeat_ngram_size, min_length, sampling defaults...) cannot silently change our outputs.
     hf_config = HFGenerationConfig(
         max_new_tokens=cfg.max_new_tokens, do_sample=False, num_beams=cfg.num_beams, num_return_sequences=1,
         pad_token_id=pad, eos_token_id=eos or None, use_cache=True, repetition_penalty=1.0,
         no_repeat_ngram_size=0, encoder_no_repeat_ngram_size=0, min_new_tokens=0,
-        length_penalty=1.0, temperature=1.0, top_k=50, top_p=1.0, stop_strings=list(cfg.stop) or None,
+        length_penalty=1.0, temperature=1.0, top_k=50, top_p=1.0,
     )
-    extra = {"tokenizer": tok} if cfg.stop else {}
+    extra = {"stopping_criteria": StopStrings(gen.tokenizer, cfg.stop).criteria(generated_from)} if cfg.stop else {}
     device = next(model.parameters()).device
     with torch.inference_mode():
         out = model.generate(input_ids=input_ids.to(device), attention_mask=mask.to(device),
                              generation_config=hf_config, logits_processor=as_processor(control), **extra)
-    new = (out[:, width:] if causal else out[:, 1:]).tolist()
     ends = set(eos) | {pad}
-    texts, decided = [], []
-    for row, ids in zip(rows, new):
+    texts = []
+    for row, ids in zip(rows, out[:, generated_from:].tolist()):
         cut = next((j for j, t in enumerate(ids) if t in ends), None)
-        content = ids if cut is None else ids[:cut]
-        decided.append(len(ids) if cut is None else cut + 1)
-        text = tok.decode(content, skip_special_tokens=True)
-        for stop in cfg.stop:
-            text = text.split(stop, 1)[0]
-        texts.append(text.strip())
+        texts.append(_finish(gen, ids if cut is None else ids[:cut], cfg))
+        gen.stats["new_tokens"] += len(ids) if cut is None else cut + 1
         gen.stats["prompt_tokens"] += len(row)
-    gen.stats["new_tokens"] += sum(decided)
-    gen.stats["padded_tokens"] += len(rows) * (width + len(new[0]) if new else 0)
-    return texts, control.min_margins(decided)
+    return texts, control.margins
 
 
 def forward_parameters(model: Any) -> set[str]:
@@ -135,6 +164,17 @@ def score_rows(gen: "Generator", rows: list[tuple[list[int], list[int]]]) -> lis
             context = context[-(limit - len(target)):]
             gen.stats["truncated_prompts"] += 1
         fitted.append((context, target))
+    gen.stats["scored_tokens"] += sum(len(c) + len(t) for c, t in fitted)
+    from harness.prefix import chain_forward, supports_prefix_cache
+
+    if supports_prefix_cache(gen):
+        order = sorted(range(len(fitted)), key=lambda i: fitted[i][0] + fitted[i][1])
+        logits, _, _ = chain_forward(model, [fitted[i][0] + fitted[i][1] for i in order],
+                                     [len(fitted[i][1]) + 1 for i in order], keep_cache=False)
+        results: list[list[float]] = [[0.0, 0]] * len(fitted)
+        for position, i in enumerate(order):
+            results[i] = _summed_nll(torch.log_softmax(logits[position], dim=-1), fitted[i][1], len(fitted[i][1]) + 1)
+        return results
     keep = max(len(t) for _, t in fitted) + 1
     input_ids, mask = _padded([c + t for c, t in fitted], gen.pad_id(), left=True)
     accepted = forward_parameters(model)
@@ -146,16 +186,16 @@ def score_rows(gen: "Generator", rows: list[tuple[list[int], list[int]]]) -> lis
     with torch.inference_mode():
         logits = model(input_ids=input_ids.to(device), **kwargs).logits[:, -keep:]
         logprobs = torch.log_softmax(logits.float(), dim=-1)
-    results = []
-    for row, (_, target) in enumerate(fitted):
-        n = len(target)
-        if n == 0:
-            results.append([0.0, 0])
-            continue
-        picked = logprobs[row, keep - 1 - n : keep - 1].gather(-1, torch.tensor(target, device=device)[:, None])
-        results.append([-float(picked.double().sum()), n])
-    gen.stats["scored_tokens"] += sum(len(c) + len(t) for c, t in fitted)
-    return results
+    return [_summed_nll(logprobs[row], target, keep) for row, (_, target) in enumerate(fitted)]
+
+
+def _summed_nll(logprobs: torch.Tensor, target: list[int], keep: int) -> list[float]:
+    """Return [NLL, count] of ``target`` from log-probs of a row's last ``keep`` positions."""
+    if not target:
+        return [0.0, 0]
+    n = len(target)
+    picked = logprobs[keep - 1 - n : keep - 1].gather(-1, torch.tensor(target, device=logprobs.device)[:, None])
+    return [-float(picked.double().sum()), n]
 
 
 def _score_seq2seq(gen: "Generator", rows: list[tuple[list[int], list[int]]], device: Any) -> list[list[float]]:

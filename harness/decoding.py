@@ -57,31 +57,56 @@ class RowControl:
     """A transformers LogitsProcessor applying per-row repetition penalty, seeded sampling, margin records.
 
     ``pad_lengths[i]`` is the left padding of prompt i; with beam search each prompt owns
-    ``rows_per_prompt`` consecutive rows. ``seeds`` (one per prompt) switches sampling on.
+    ``rows_per_prompt`` consecutive rows. ``seeds`` (one per prompt) switches sampling on. With
+    ``record_margins`` the smallest top-1/top-2 gap of each prompt is kept in ``margins``; rows that
+    already produced an ``end_ids`` token at or after column ``generated_from`` (transformers keeps
+    feeding finished rows) no longer count. ``select`` drops finished rows in a loop that prunes them.
     """
 
     def __init__(self, pad_lengths: Sequence[int], *, rows_per_prompt: int = 1, repetition_penalty: float = 1.0,
-                 sampling: Sampling | None = None, seeds: Sequence[int] | None = None, record_margins: bool = False):
+                 sampling: Sampling | None = None, seeds: Sequence[int] | None = None, record_margins: bool = False,
+                 end_ids: Sequence[int] = (), generated_from: int | None = None):
         self.pad_lengths = [p for p in pad_lengths for _ in range(rows_per_prompt)]
         self.penalty = repetition_penalty
         self.sampling = sampling
-        self.generators = None
+        self.generators: list[torch.Generator] | None = None
         if sampling is not None:
             if seeds is None or len(seeds) != len(pad_lengths):
                 raise ValueError("sampling needs one seed per prompt")
             self.generators = [torch.Generator().manual_seed(s) for s in seeds]
         self.record_margins = record_margins
-        self.margins: list[torch.Tensor] = []
+        self.rows = list(range(len(self.pad_lengths)))
+        self.margins = [float("inf")] * len(self.pad_lengths)
+        self.end_ids = torch.tensor(sorted(set(end_ids)), dtype=torch.long)
+        self.generated_from = generated_from
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if self.penalty != 1.0:
             scores = self._penalise(input_ids, scores)
         if self.record_margins and scores.shape[-1] > 1:
-            top = torch.topk(scores, 2, dim=-1).values
-            self.margins.append((top[:, 0] - top[:, 1]).float().cpu())
-        if self.generators is not None and self.sampling is not None:
+            self._record(input_ids, scores)
+        if self.generators is not None:
             scores = self._sample(scores)
         return scores
+
+    def select(self, keep: Sequence[int]) -> None:
+        """Keep only the batch positions ``keep`` (rows that finished were removed from the batch)."""
+        self.rows = [self.rows[j] for j in keep]
+        self.pad_lengths = [self.pad_lengths[j] for j in keep]
+        if self.generators is not None:
+            self.generators = [self.generators[j] for j in keep]
+
+    def _record(self, input_ids: torch.Tensor, scores: torch.Tensor) -> None:
+        top = torch.topk(scores, 2, dim=-1).values
+        gaps = (top[:, 0] - top[:, 1]).float().cpu().tolist()
+        finished = [False] * len(gaps)
+        if self.generated_from is not None and len(self.end_ids) and input_ids.shape[1] > self.generated_from:
+            tail = input_ids[:, self.generated_from:].cpu()
+            finished = torch.isin(tail, self.end_ids).any(dim=1).tolist()
+        for position, (gap, done) in enumerate(zip(gaps, finished)):
+            row = self.rows[position]
+            if not done and gap < self.margins[row]:
+                self.margins[row] = gap
 
     def _penalise(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         """Penalise each row's earlier tokens (CTRL rule, as transformers), ignoring its left padding."""
@@ -103,13 +128,6 @@ class RowControl:
             forced[row, token.to(forced.device)] = 0.0
         return forced
 
-    def min_margins(self, decided: Sequence[int]) -> list[float]:
-        """Return each row's smallest recorded margin over its first ``decided[row]`` steps."""
-        if not self.margins:
-            return [float("inf")] * len(decided)
-        table = torch.stack(self.margins)  # steps x rows
-        return [float(table[: max(1, n), row].min()) if n else float("inf") for row, n in enumerate(decided)]
-
 
 def as_processor(control: RowControl) -> Any:
     """Return ``control`` wrapped as a transformers ``LogitsProcessorList``."""
@@ -120,3 +138,34 @@ def as_processor(control: RowControl) -> Any:
             return control(input_ids, scores)
 
     return LogitsProcessorList([_Processor()])
+
+
+class StopStrings:
+    """Decides when a row's generated text contains a stop string (checked on the generated part only).
+
+    transformers' ``StopStringCriteria`` also matches across the prompt/generation boundary; checking
+    only the generated text keeps the batched loop and the one-row ``generate`` path in agreement.
+    """
+
+    def __init__(self, tokenizer: Any, stops: Sequence[str]) -> None:
+        self.tokenizer, self.stops = tokenizer, tuple(stops)
+
+    def __call__(self, generated: Sequence[int]) -> bool:
+        """Return True when the decoded ``generated`` ids contain a stop string."""
+        if not self.stops:
+            return False
+        text = self.tokenizer.decode(list(generated), skip_special_tokens=True)
+        return any(stop in text for stop in self.stops)
+
+    def criteria(self, generated_from: int) -> Any:
+        """Return a transformers ``StoppingCriteriaList`` applying this check to columns >= generated_from."""
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        check = self
+
+        class _Criterion(StoppingCriteria):
+            def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
+                done = [check(row[generated_from:].tolist()) for row in input_ids]
+                return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+        return StoppingCriteriaList([_Criterion()])

@@ -125,6 +125,8 @@ def run_task(system_spec: SystemSpec, spec: TaskSpec) -> TaskOutcome:
     task = task_cls(protocol=spec.protocol, **dict(spec.options))
     test_path, train_path = resolve_data(task, spec)
     examples = load_examples(task, test_path, spec.fmt, spec.limit)
+    profile = get_profile(spec.profile or task.default_profile)
+    profile.prepare()  # slow metric resources (the METEOR JVM) load while the system generates
     system_cls = SYSTEMS.get(system_spec.name)
     system: System = system_cls(task, **dict(system_spec.options))
     try:
@@ -138,7 +140,6 @@ def run_task(system_spec: SystemSpec, spec: TaskSpec) -> TaskOutcome:
         system.close()
     if len(responses) != len(examples) or any(r.example_id != e.id for r, e in zip(responses, examples)):
         raise RuntimeError(f"system '{system.name}' returned responses out of order for task '{task.name}'")
-    profile = get_profile(spec.profile or task.default_profile)
     report = profile.score(examples, responses, language=task.language)
     samples = [sample_row(task, e, r, s) for e, r, s in zip(examples, responses, report.per_example)]
     provenance = {

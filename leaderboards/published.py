@@ -14,8 +14,6 @@ from typing import Any, Mapping
 from harness.errors import UserError
 
 DEFAULT_REFERENCES = Path(__file__).resolve().parent / "references" / "published.json"
-UNBOUNDED_METRICS = frozenset({"ppl"})
-"""Metrics that are not fractions (never rescaled between 'fraction' and 'percent')."""
 
 
 @dataclass(frozen=True)
@@ -49,25 +47,11 @@ def load_published(path: str | Path | None = None) -> list[PublishedEntry]:
         raise UserError(f"{path}: entries: malformed reference file ({err})") from None
 
 
-def signature_field(signature: str, key: str) -> str | None:
-    """Return the value of ``key`` in a ``key:value|key:value`` signature string."""
-    for part in signature.split("|"):
-        name, sep, value = part.partition(":")
-        if sep and name == key:
-            return value
-    return None
-
-
-def to_percent(metric: str, value: float | None, unit: str | None) -> float | None:
-    """Return ``value`` on the 0-100 scale papers print (perplexity is left as it is)."""
-    if value is None or metric in UNBOUNDED_METRICS or unit != "fraction":
-        return value
-    return value * 100.0
-
-
 def delta_row(metrics: Mapping[str, Any], signature: str, entry: PublishedEntry) -> dict[str, float | str]:
     """Return ``ours - published`` per shared metric, or a reason string where they are not comparable."""
-    profile = signature_field(signature, "profile")
+    from harness.metrics.signature import parse
+
+    profile = parse(signature).get("profile")
     deltas: dict[str, float | str] = {}
     for metric, published in entry.metrics.items():
         ours = metrics.get(metric)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from harness.errors import UserError
-from leaderboards.published import load_published, signature_field, to_percent, delta_row
+from leaderboards.published import delta_row, load_published
 
 FORMATS = ("md", "csv", "latex", "json")
 
@@ -116,14 +116,15 @@ def _cell(row: RunRow, metric: str, notes: _Footnotes) -> str:
     return notes.mark(f"{metric}: {reason}")
 
 
-def render_table(run_dirs: Sequence[str | Path], fmt: str = "md", *, percent: bool = False,
+def render_table(run_dirs: Sequence[str | Path], fmt: str = "md", *, raw: bool = False,
                  published: bool = False, delta_to: str | None = None,
                  references: str | Path | None = None) -> str:
     """Return the leaderboard of ``run_dirs`` in ``fmt`` (md, csv, latex or json).
 
-    ``percent`` shows fraction-valued metrics x100 (as papers print them); ``published`` adds the
-    published rows of the same tasks (implies ``percent``); ``delta_to`` adds, under each of our
-    rows, ``ours - <that published system>`` wherever both used the same metric profile.
+    Values are shown in the units of the papers' tables (e.g. nlg-eval BLEU x100) unless ``raw``,
+    which keeps each profile's stored unit; ``published`` adds the published rows of the same tasks;
+    ``delta_to`` adds, under each of our rows, ``ours - <that published system>`` wherever both used
+    the same metric recipe.
     """
     if fmt not in FORMATS:
         raise UserError(f"unknown table format '{fmt}'; valid choices: {', '.join(FORMATS)}")
@@ -132,8 +133,8 @@ def render_table(run_dirs: Sequence[str | Path], fmt: str = "md", *, percent: bo
     rows = [row for run_dir in run_dirs for row in read_run(run_dir)]
     if published or delta_to:
         rows = _with_published(rows, delta_to, references)
-    elif percent:
-        rows = [_as_percent(r) for r in rows]
+    elif not raw:
+        rows = [_in_paper_units(r) for r in rows]
     if fmt == "json":
         return json.dumps([row.__dict__ for row in rows], indent=2, ensure_ascii=False) + "\n"
     if fmt == "csv":
@@ -141,10 +142,14 @@ def render_table(run_dirs: Sequence[str | Path], fmt: str = "md", *, percent: bo
     return _render_blocks(rows, fmt)
 
 
-def _as_percent(row: RunRow) -> RunRow:
-    unit = signature_field(row.signature, "unit")
-    return replace(row, metrics={k: to_percent(k, v, unit) for k, v in row.metrics.items()},
-                   intervals={k: [to_percent(k, x, unit) for x in v] for k, v in row.intervals.items()})
+def _in_paper_units(row: RunRow) -> RunRow:
+    from harness.metrics import table_scale
+
+    def scaled(metric: str, value: float | None) -> float | None:
+        return None if value is None else value * table_scale(row.signature, metric)
+
+    return replace(row, metrics={k: scaled(k, v) for k, v in row.metrics.items()},
+                   intervals={k: [scaled(k, x) for x in v] for k, v in row.intervals.items()})
 
 
 def _with_published(rows: Sequence[RunRow], delta_to: str | None, references: str | Path | None) -> list[RunRow]:
@@ -156,7 +161,7 @@ def _with_published(rows: Sequence[RunRow], delta_to: str | None, references: st
     tasks = list(dict.fromkeys(r.task for r in rows))
     for task in tasks:
         for row in (r for r in rows if r.task == task):
-            row = _as_percent(row)
+            row = _in_paper_units(row)
             out.append(row)
             target = next((e for e in entries if e.task == task and e.system == delta_to), None)
             if target is None:

@@ -47,14 +47,6 @@ def zero_stage(config: dict[str, Any] | None) -> int:
     return int((config or {}).get("zero_optimization", {}).get("stage", 0))
 
 
-def cache_dir() -> Path:
-    """Return dialbench's cache folder (``.cache`` in a checkout, else ``~/.cache/dialbench``)."""
-    root = Path(__file__).resolve().parents[1]
-    if (root / "pyproject.toml").is_file() and os.access(root, os.W_OK):
-        return root / ".cache"
-    return Path.home() / ".cache" / "dialbench"
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -69,7 +61,9 @@ def prepare_environment() -> bool:
     accelerator). The comm extension DeepSpeed compiles on first use (~30 s on CPU) is kept in a
     cached TORCH_EXTENSIONS_DIR so later runs skip the compile.
     """
-    os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(cache_dir() / "torch_extensions"))
+    from harness.cache import cache_root
+
+    os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(cache_root() / "torch_extensions"))
     if "WORLD_SIZE" in os.environ and "RANK" in os.environ:
         return False
     os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1",

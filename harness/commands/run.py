@@ -30,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, help="score only the first N examples of each task")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="parent folder of the run directories")
-    parser.add_argument("--table", type=Path, default=DEFAULT_TABLE, help="where to write the markdown leaderboard")
+    parser.add_argument("--table", type=Path, help="where to write the markdown leaderboard (default: "
+                        f"{DEFAULT_TABLE} for the default output folder, else OUTPUT/leaderboard.md)")
     parser.add_argument("--fresh", action="store_true", help="ignore finished tasks in existing run directories")
 
 
@@ -77,10 +78,11 @@ def run(args: argparse.Namespace) -> int:
         run_system(SystemSpec(system, options[system]), specs, run_dir, seed=args.seed,
                    resume=not args.fresh, command=["dialbench", *sys.argv[1:]])
         run_dirs.append(run_dir)
+    table_path = args.table or (DEFAULT_TABLE if args.output == DEFAULT_OUTPUT else args.output / "leaderboard.md")
     table = render_table(run_dirs, fmt="md")
     header = (f"# dialbench leaderboard\n\nMade by `dialbench {' '.join(sys.argv[1:]) or 'run'}`; "
               f"run directories: {', '.join(f'`{d}`' for d in run_dirs)} (config.json in each traces every number).\n\n")
-    write_atomic(args.table, header + table)
+    write_atomic(table_path, header + table)
     print(table, end="")
-    print(f"[dialbench] wrote {args.table}", file=sys.stderr)
+    print(f"[dialbench] wrote {table_path}", file=sys.stderr)
     return 0

@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     hyps, refs = load(args.hypotheses, args.references)
     report = profile.score_texts(hyps, refs, language=args.language, resamples=args.resamples, seed=args.seed)
     if args.json:
-        print(json.dumps({**report.corpus, "signature": report.signature}, ensure_ascii=False))
+        values = {k: (None if math.isnan(v) else v) for k, v in report.corpus.items()}  # strict JSON: no NaN
+        print(json.dumps({**values, "signature": report.signature}, ensure_ascii=False))
         return 0
     width = max(map(len, list(report.corpus) + list(report.not_applicable)), default=6)
     print(f"{len(hyps)} hypotheses, {len(args.references)} reference set(s), profile {profile.name} ({profile.unit})")

@@ -9,8 +9,8 @@ from harness.jsonio import write_atomic
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories (each holds results.json)")
     parser.add_argument("--format", default="md", choices=["md", "csv", "latex", "json"])
-    parser.add_argument("--percent", action="store_true", help="show fraction-valued metrics x100, as papers print them")
-    parser.add_argument("--published", action="store_true", help="add the published rows of the same tasks (implies --percent)")
+    parser.add_argument("--raw", action="store_true", help="keep each profile's stored unit instead of the papers' units (e.g. BLEU 0-1, not x100)")
+    parser.add_argument("--published", action="store_true", help="add the published rows of the same tasks")
     parser.add_argument("--delta-to", metavar="PUBLISHED_SYSTEM", help="add a row 'ours - PUBLISHED_SYSTEM' under each of our rows")
     parser.add_argument("--references", metavar="FILE", help="published numbers file (default: leaderboards/references/published.json)")
     parser.add_argument("--output", help="write the table to this file (atomically) instead of stdout")
@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from leaderboards.render import render_table
 
-    text = render_table(args.run_dirs, fmt=args.format, percent=args.percent, published=args.published,
+    text = render_table(args.run_dirs, fmt=args.format, raw=args.raw, published=args.published,
                         delta_to=args.delta_to, references=args.references)
     if args.output:
         write_atomic(args.output, text)

@@ -19,7 +19,6 @@ from scipy import sparse
 from harness.metrics.text import Tokenizer
 from harness.records import Example, Response
 
-Stats = "np.ndarray | sparse.csr_matrix"
 
 
 @dataclass
@@ -66,12 +65,19 @@ class Metric(ABC):
     libraries: ClassVar[tuple[str, ...]] = ()
     keys: tuple[str, ...] = ()
     needs_references: ClassVar[bool] = True
+    value_range: tuple[float, float] | None = None
+    """Bounds of the metric's values, when bias-shifted intervals must be clipped to them."""
     resampling_bias: ClassVar[bool] = False
     """True when resampling with replacement biases the metric (duplicates lower corpus Distinct-n):
     its bootstrap intervals are shifted by the bootstrap estimate of that bias."""
     starts_in_background: ClassVar[bool] = False
     """True when :meth:`prepare`/:meth:`begin` start slow work (a JVM): such metrics are collected last."""
     languages: ClassVar[tuple[str, ...]] = ("en", "zh")
+
+    def relevant(self, batch: Batch) -> bool:
+        """Return False when the data has nothing this metric measures (strategy accuracy on a task
+        without labels): the metric is then left out of the report instead of footnoted."""
+        return True
 
     def not_applicable(self, batch: Batch) -> str | None:
         """Return why this metric has no value on ``batch`` (one line), or None when it applies."""

@@ -56,7 +56,10 @@ def intervals(metric: Metric, stats: Any, counts: np.ndarray, level: float = 0.9
             out[key] = (float("nan"), float("nan"))
             continue
         shift = float(finite.mean() - observed[key]) if metric.resampling_bias and observed else 0.0
-        out[key] = (float(np.percentile(finite, tail)) - shift, float(np.percentile(finite, 100 - tail)) - shift)
+        low, high = float(np.percentile(finite, tail)) - shift, float(np.percentile(finite, 100 - tail)) - shift
+        if shift and metric.value_range:
+            low, high = max(low, metric.value_range[0]), min(high, metric.value_range[1])
+        out[key] = (low, high)
     return out
 
 

@@ -24,11 +24,15 @@ class LabelMetrics(Metric):
     def __init__(self, scale: float = 1.0) -> None:
         self.scale = scale
 
+    def relevant(self, batch: Batch) -> bool:
+        return batch.examples is not None and any(e.label is not None for e in batch.examples)
+
     def not_applicable(self, batch: Batch) -> str | None:
         if batch.examples is None or batch.responses is None:
             return "no labels (plain text scoring)"
-        if any(e.label is None for e in batch.examples):
-            return "no gold labels"
+        missing = sum(e.label is None for e in batch.examples)
+        if missing:
+            return f"{missing} of {len(batch)} examples have no gold label"
         if all(r.label is None for r in batch.responses):
             return "system predicts no labels"
         return None

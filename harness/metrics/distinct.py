@@ -22,6 +22,10 @@ class _DistinctOptions:
         self.keys = tuple(key.format(n=n) for n in self.orders)
         self.scale = scale
 
+    @property
+    def value_range(self) -> tuple[float, float]:
+        return (0.0, self.scale)
+
     def _describe(self, scope: str, language: str) -> str:
         return f"dist:{scope}-n{','.join(map(str, self.orders))}-tok:{self.tokenizer.resolve(language).describe()}"
 

@@ -12,7 +12,7 @@ import unicodedata
 import numpy as np
 
 from harness.metrics.base import Batch, MeanMetric
-from harness.metrics.text import Tokenizer, char_tokens
+from harness.metrics.text import char_tokens
 
 
 def _squash(text: str) -> str:

@@ -22,8 +22,10 @@ class Perplexity(Metric):
         if batch.responses is None:
             return "no system log-likelihoods (plain text scoring)"
         missing = sum(1 for r in batch.responses if r.ref_nll is None or not r.ref_tokens)
+        if missing == len(batch.responses):
+            return "system gives no log-likelihoods"
         if missing:
-            return f"system gives no log-likelihoods ({missing} of {len(batch)} responses lack ref_nll/ref_tokens)"
+            return f"system gives no log-likelihoods for {missing} of {len(batch)} responses"
         return None
 
     def statistics(self, batch: Batch) -> np.ndarray:

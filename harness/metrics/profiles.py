@@ -113,6 +113,8 @@ class Profile:
         """Return the metrics that apply to ``batch`` and ``{key: reason}`` for the others."""
         usable, skipped = [], {}
         for metric in self.metrics:
+            if len(batch) and not metric.relevant(batch):
+                continue
             reason = "no examples" if len(batch) == 0 else metric.not_applicable(batch)
             if reason:
                 skipped.update({key: reason for key in metric.keys})
@@ -182,6 +184,15 @@ class Profile:
             return self.factory(**{**self.options, **options})
         except TypeError as err:
             raise UserError(f"profile '{self.name}': {err}") from None
+
+    def prepare(self) -> None:
+        """Start slow resources now (the METEOR JVM loads for ~6-10 s): call before generating so the
+        start overlaps the system's work. Safe to skip; scoring starts them anyway."""
+        for metric in self.metrics:
+            try:
+                metric.prepare()
+            except RuntimeError:
+                pass  # reported as not applicable when scoring
 
     def close(self) -> None:
         """Release the metrics' resources."""

@@ -38,7 +38,8 @@ def test_greedy_identical_at_batch_1_and_16_and_to_one_prompt_per_call(tiny_llam
     assert out16 == out1
     assert out16 == one_at_a_time(tiny_llama, prompts, 10)
     assert len(set(out16)) > 5  # real, prompt-dependent text, not one repeated string
-    assert batched.stats["padded_tokens"] > batched.stats["prompt_tokens"]  # batches really were padded
+    # the batched path ran, sharing the system prompt between rows
+    assert 0 < batched.stats["prefill_tokens"] < batched.stats["prompt_tokens"]
 
 
 def test_near_tie_rows_are_rerun_alone(flat_llama_dir):

@@ -9,7 +9,7 @@ from harness.metrics.bleu import CocoBleu, SacreBleu
 from harness.metrics.distinct import CorpusDistinct
 from harness.metrics.meteor import MeteorJar
 from harness.metrics.meteor_process import shared_process
-from harness.metrics.profiles import Profile, nlgeval
+from harness.metrics.profiles import nlgeval
 from tests.metrics.metric_helpers import needs_java
 
 

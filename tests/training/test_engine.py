@@ -92,3 +92,21 @@ def test_max_steps_zero_saves_the_untrained_model(tmp_path: Path, convai2_file: 
     assert summary["global_step"] == 0
     assert {"config.json", "model.safetensors", "tokenizer.json", META_FILE} <= {p.name for p in tmp_path.iterdir()}
     assert not (tmp_path / engine.CHECKPOINTS).exists()
+
+
+def test_paper_preset_runs_from_a_local_gpt2_base(tmp_path: Path, convai2_file: Path) -> None:
+    base = tmp_path / "base"
+    train("gpt2_dialogue", _data(convai2_file), base, preset=small_preset(), max_steps=0)  # a local GPT-2 folder
+    summary = train("gpt2_dialogue", _data(convai2_file), tmp_path / "paper", preset="paper", base=str(base),
+                    max_steps=2, report_to=())
+    assert summary["global_step"] == 2
+    meta = json.loads((tmp_path / "paper" / META_FILE).read_text())
+    assert meta["train_config"]["learning_rate"] == 2e-5 and meta["train_config"]["schedule"] == "polynomial"
+    assert meta["train_config"]["schedule_power"] == 2.0 and meta["train_config"]["max_grad_norm"] is None
+    assert meta["recipe"]["base"] == str(base)
+
+
+def test_unloadable_base_is_a_user_error(tmp_path: Path, convai2_file: Path) -> None:
+    with pytest.raises(UserError, match="cannot load base model"):
+        train("gpt2_dialogue", _data(convai2_file), tmp_path, preset="paper", base=str(tmp_path / "no-such-model"),
+              max_steps=0)
