@@ -2,6 +2,8 @@
 Chinese character tokenisation, hypothesis post-processing, memory metrics."""
 from __future__ import annotations
 
+import dataclasses
+
 import math
 
 import pytest
@@ -58,7 +60,11 @@ def test_not_applicable_reasons():
     report = get_profile("basic").score(examples, responses)
     assert report.not_applicable["Bleu_1"] == "1 of 2 examples have no reference text"
     assert "log-likelihoods" in report.not_applicable["ppl"]
-    assert report.not_applicable["accuracy"] == "no gold labels"
+    assert "accuracy" not in report.not_applicable and "accuracy" not in report.corpus  # no labels at all: left out
+    labelled, _ = make([["a b"], ["c"]], ["a b", "c"])
+    labelled = [labelled[0], dataclasses.replace(labelled[1], label="Question")]
+    partial = get_profile("basic").score(labelled, responses)
+    assert partial.not_applicable["accuracy"] == "1 of 2 examples have no gold label"
     assert "Dist-1" in report.corpus  # needs no references
     empty = get_profile("basic").score([], [])
     assert empty.corpus == {} and set(empty.not_applicable.values()) == {"no examples"}
