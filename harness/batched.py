@@ -1,10 +1,12 @@
-"""One batch through the model: left-padded generation with near-tie re-checks, and batched scoring.
+"""One batch through the model: generation (with near-tie re-checks) and scoring of planned batches.
 
 Called by ``harness.generation.Generator`` for the requests of one planned batch that are not cached.
-Causal models are left-padded (the prompt must end where generation starts) with an attention mask;
-``generate`` derives position ids from the mask, and scoring passes them explicitly, so a padded
-row sees exactly the positions it would see alone. Encoder-decoder models are right-padded: the
-encoder is bidirectional and the decoder starts fresh, so padding side does not matter to them.
+Decoder-only models with a plain KV cache take the prefix-sharing path of ``harness.prefix`` (greedy
+and sampling); beam search, encoder-decoder models and single rows go through transformers'
+``generate`` with left padding (right padding for encoder-decoders, whose encoder is bidirectional)
+and an attention mask, from which ``generate`` derives position ids. Single rows are the reference
+computation: a batched greedy row whose best and second-best tokens were ever closer than the
+engine's tie margin is regenerated alone.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from harness.decoding import RowControl, Sampling, StopStrings, as_processor, ro
 from harness.errors import UserError
 
 if TYPE_CHECKING:
-    from harness.generation import GenerationConfig, Generator, Prompt
+    from harness.generation import GenerationConfig, Generator
 
 
 def encode_request(gen: "Generator", request: Any, kind: str, add_eos: bool) -> Any:

@@ -79,6 +79,8 @@ class RowControl:
         self.margins = [float("inf")] * len(self.pad_lengths)
         self.end_ids = torch.tensor(sorted(set(end_ids)), dtype=torch.long)
         self.generated_from = generated_from
+        self.finished: list[bool] = [False] * len(self.pad_lengths)
+        """Batch positions a pruning loop knows are done but has not removed yet (margins skip them)."""
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if self.penalty != 1.0:
@@ -93,13 +95,14 @@ class RowControl:
         """Keep only the batch positions ``keep`` (rows that finished were removed from the batch)."""
         self.rows = [self.rows[j] for j in keep]
         self.pad_lengths = [self.pad_lengths[j] for j in keep]
+        self.finished = [self.finished[j] for j in keep]
         if self.generators is not None:
             self.generators = [self.generators[j] for j in keep]
 
     def _record(self, input_ids: torch.Tensor, scores: torch.Tensor) -> None:
         top = torch.topk(scores, 2, dim=-1).values
         gaps = (top[:, 0] - top[:, 1]).float().cpu().tolist()
-        finished = [False] * len(gaps)
+        finished = list(self.finished)
         if self.generated_from is not None and len(self.end_ids) and input_ids.shape[1] > self.generated_from:
             tail = input_ids[:, self.generated_from:].cpu()
             finished = torch.isin(tail, self.end_ids).any(dim=1).tolist()

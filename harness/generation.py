@@ -4,8 +4,10 @@
 requests, answer cached ones from the SQLite cache without touching the model (which is then never
 even loaded), plan the rest into batches and store each batch's answers as soon as it finishes.
 
-Batches are planned over the *whole* request list, longest first, before looking at the cache, so a
-resumed run recomputes exactly the batches an uninterrupted run would have (a batch is stored in one
+Batches are planned over the *whole* request list in a fixed order (by token ids, so prompts cut
+from one dialogue share a batch and their common prefix is computed once, see ``harness.prefix``;
+longest first for models that cannot share prefixes) before looking at the cache, so a resumed run
+recomputes exactly the batches an uninterrupted run would have (a batch is stored in one
 transaction: after ``kill -9`` it is either fully cached or not at all), and ends with bit-identical
 results, log-likelihoods included.
 
@@ -31,7 +33,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Iterator, Mapping, Sequence, Union
+from typing import Any, Callable, Mapping, Sequence, Union
 
 from harness.cache import GenerationCache, make_key
 from harness.errors import UserError
@@ -212,8 +214,14 @@ class Generator:
         return list(self.tokenizer(text, add_special_tokens=special)["input_ids"])
 
     # --- batching ------------------------------------------------------------------------------
-    def _row_limits(self, tokens_per_row: int) -> tuple[int, int]:
-        """Return (max rows, max rows x padded length) for one batch."""
+    def _row_limits(self) -> tuple[int, int]:
+        """Return (max rows, max rows x padded length) of one batch.
+
+        "auto" on CPU: at most 64 rows (beyond that a CPU decoding step gains little and a killed
+        batch loses more) within a quarter of RAM for the KV cache; on CUDA: up to 256 rows within 60%
+        of free memory, halved on out-of-memory. Both depend only on the model and the machine, so
+        batches (and therefore results) repeat exactly when a run is resumed.
+        """
         if isinstance(self.batch_size, int):
             return self.batch_size, sys.maxsize
         import torch
@@ -228,39 +236,34 @@ class Generator:
         device = next(self.model.parameters()).device
         if device.type == "cuda":
             free, _ = torch.cuda.mem_get_info(device)
-            rows = self._max_rows or 256
-            return rows, max(tokens_per_row, int(free * 0.6 // per_token))
+            return 256, int(free * 0.6 // per_token)
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        return 64, max(tokens_per_row, min(64 * 512, int(total * 0.25 // per_token)))
+        return 64, min(64 * 512, int(total * 0.25 // per_token))
 
-    def _plan(self, order: list[int], lengths: Sequence[int], extra: int) -> Iterator[list[int]]:
-        """Yield batches of ``order`` (sorted longest first) within the row and token limits.
+    def _next_batch(self, order: list[int], widths: Sequence[int], position: int) -> list[int]:
+        """Return the batch starting at ``order[position]``: as many rows as the limits allow."""
+        rows, tokens = self._row_limits()
+        if self._max_rows is not None:
+            rows = min(rows, self._max_rows)
+        batch: list[int] = []
+        widest = 0
+        for index in order[position:]:
+            wider = max(widest, widths[index])
+            if batch and (len(batch) >= rows or (len(batch) + 1) * wider > tokens):
+                break
+            batch.append(index)
+            widest = wider
+        return batch
 
-        On CUDA out-of-memory the caller lowers ``_max_rows`` and the rest is re-planned.
-        """
-        position = 0
-        while position < len(order):
-            rows, tokens = self._row_limits(lengths[order[position]] + extra)
-            if self._max_rows is not None:
-                rows = min(rows, self._max_rows)
-            width = lengths[order[position]] + extra
-            size = max(1, min(rows, tokens // max(width, 1), len(order) - position))
-            batch = order[position : position + size]
-            done = yield batch
-            if done is not False:
-                position += size
-
-    def _run_planned(self, order: list[int], lengths: Sequence[int], extra: int,
-                     run: Callable[[list[int]], None]) -> None:
-        """Run ``run`` on each planned batch, halving the batch size on CUDA out-of-memory."""
+    def _run_planned(self, order: list[int], widths: Sequence[int], run: Callable[[list[int]], None]) -> None:
+        """Run ``run`` on consecutive batches of ``order``, halving the batch size on CUDA out-of-memory."""
         import torch
 
-        plan = self._plan(order, lengths, extra)
-        batch = next(plan, None)
-        while batch is not None:
+        position = 0
+        while position < len(order):
+            batch = self._next_batch(order, widths, position)
             try:
                 run(batch)
-                batch = next(plan, None)
             except torch.cuda.OutOfMemoryError:
                 if len(batch) == 1:
                     raise UserError("out of GPU memory at batch size 1; use a smaller model, --dtype bfloat16 "
@@ -268,7 +271,8 @@ class Generator:
                 torch.cuda.empty_cache()
                 self._max_rows = max(1, len(batch) // 2)
                 self.stats["oom_retries"] += 1
-                batch = plan.send(False)
+                continue
+            position += len(batch)
 
     def _progress(self, total: int, done: int, what: str) -> Any:
         from tqdm.auto import tqdm
@@ -284,9 +288,9 @@ class Generator:
         config_key = cfg.key()
         keys = [make_key("generate", self.fingerprint, config_key, _jsonable(p)) for p in prompts]
         return self._answer("generate", prompts, keys, cfg.cacheable,
-                            lambda batch, encoded: generate_rows(self, [encoded[i] for i in batch],
-                                                                 [keys[i] for i in batch], cfg),
-                            extra=cfg.max_new_tokens)
+                            lambda batch, encoded, ids: generate_rows(self, [encoded[i] for i in batch],
+                                                                      [ids[i] for i in batch], cfg),
+                            extra=cfg.max_new_tokens, share_prefixes=cfg.num_beams == 1)
 
     def loglikelihood(self, pairs: Sequence[tuple[Prompt, str]], *, add_eos: bool = False) -> list[tuple[float, int]]:
         """Return (summed NLL in nats, token count) of each continuation given its prompt.
@@ -299,13 +303,19 @@ class Generator:
         keys = [make_key("loglikelihood", self.fingerprint, {"engine": ENGINE_VERSION, "add_eos": add_eos},
                          [_jsonable(p), c]) for p, c in pairs]
         values = self._answer("loglikelihood", pairs, keys, True,
-                              lambda batch, encoded: score_rows(self, [encoded[i] for i in batch]),
-                              extra=0, add_eos=add_eos)
+                              lambda batch, encoded, ids: score_rows(self, [encoded[i] for i in batch]),
+                              extra=0, add_eos=add_eos, share_prefixes=True)
         return [(float(v[0]), int(v[1])) for v in values]
 
     def _answer(self, kind: str, requests: Sequence[Any], keys: list[str], cacheable: bool,
-                compute: Callable[[list[int], list[Any]], list[Any]], *, extra: int, add_eos: bool = False) -> list[Any]:
-        """Serve ``requests`` from the cache, compute the rest batch by batch, store each batch at once."""
+                compute: Callable[[list[int], list[Any], list[str]], list[Any]], *, extra: int,
+                add_eos: bool = False, share_prefixes: bool = False) -> list[Any]:
+        """Serve ``requests`` from the cache, compute the rest batch by batch, store each batch at once.
+
+        Batches are cut from all distinct requests in a fixed order: by token ids when the model can
+        share prefixes (prompts cut from one dialogue then sit in one batch), else longest first.
+        ``compute(batch, encoded, keys)`` gets indices into the distinct requests.
+        """
         unique = list(dict.fromkeys(keys))
         found = self.cache.get_many(unique) if self.cache is not None and cacheable else {}
         missing = [k for k in unique if k not in found]
@@ -316,8 +326,14 @@ class Generator:
             from harness.batched import encode_request
 
             encoded = [encode_request(self, requests[first[k]], kind, add_eos) for k in unique]
-            lengths = [len(e[0]) + len(e[1]) if kind == "loglikelihood" else len(e) for e in encoded]
-            order = sorted(range(len(unique)), key=lambda i: (-lengths[i], i))
+            tokens = [e[0] + e[1] if kind == "loglikelihood" else e for e in encoded]
+            widths = [len(t) + extra for t in tokens]
+            from harness.prefix import supports_prefix_cache
+
+            if share_prefixes and supports_prefix_cache(self):
+                order = sorted(range(len(unique)), key=lambda i: (tokens[i], i))
+            else:
+                order = sorted(range(len(unique)), key=lambda i: (-widths[i], i))
             todo = set(missing)
             bar = self._progress(len(unique), len(unique) - len(missing), kind)
             counter = "new_tokens" if kind == "generate" else "scored_tokens"
@@ -327,7 +343,7 @@ class Generator:
                 wanted = [i for i in batch if unique[i] in todo]
                 if not wanted:
                     return
-                values = compute(wanted, encoded)
+                values = compute(wanted, encoded, unique)
                 answers = {unique[i]: v for i, v in zip(wanted, values)}
                 if self.cache is not None and cacheable:
                     self.cache.put_many(kind, self.fingerprint, answers)
@@ -338,7 +354,7 @@ class Generator:
                 bar.set_postfix_str(f"{(self.stats[counter] - tokens) / elapsed:.1f} tok/s")
 
             try:
-                self._run_planned(order, lengths, extra, run)
+                self._run_planned(order, widths, run)
             finally:
                 bar.close()
         if self.progress:

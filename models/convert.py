@@ -20,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -154,8 +155,8 @@ def deepspeed_folder(source: ModelSource, allow_pickle: bool = False) -> Path:
         from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
         from transformers import AutoConfig
 
-        try:
-            with safe_torch_load(allow_pickle):
+        try:  # DeepSpeed prints progress on stdout, which belongs to the results table
+            with safe_torch_load(allow_pickle), contextlib.redirect_stdout(sys.stderr):
                 state = get_fp32_state_dict_from_zero_checkpoint(str(tag.parent), tag=tag.name)
         except pickle.UnpicklingError as err:
             found = re.search(r"GLOBAL ([\w.]+)", str(err))

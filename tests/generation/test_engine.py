@@ -69,8 +69,10 @@ def test_stop_strings_cut_output(tiny_llama):
     prompts = chat_prompts(4)
     free = engine(tiny_llama, 4).generate(prompts, GenerationConfig(max_new_tokens=12))
     word = next(w for w in free[0].split() if len(w) > 1)  # something the model does write
-    stopped = engine(tiny_llama, 4).generate(prompts, GenerationConfig(max_new_tokens=12, stop=(word,)))
+    cfg = GenerationConfig(max_new_tokens=12, stop=(word,))
+    stopped = engine(tiny_llama, 4).generate(prompts, cfg)
     assert word not in stopped[0] and free[0].startswith(stopped[0])
+    assert stopped == engine(tiny_llama, 1).generate(prompts, cfg)  # rows leaving the batch early
 
 
 def test_seeded_sampling_independent_of_batch_and_position(tiny_llama):
@@ -79,6 +81,8 @@ def test_seeded_sampling_independent_of_batch_and_position(tiny_llama):
     together = engine(tiny_llama, 6).generate(prompts, cfg)
     alone = engine(tiny_llama, 1).generate(prompts[::-1], cfg)[::-1]
     assert together == alone
+    with_duplicates = engine(tiny_llama, 6).generate([prompts[0], prompts[0], *prompts[1:]], cfg)
+    assert with_duplicates == [together[0], *together]  # seeds follow the prompt, not its position
     other_seed = engine(tiny_llama, 6).generate(prompts, GenerationConfig(**{**cfg.__dict__, "seed": 8}))
     greedy = engine(tiny_llama, 6).generate(prompts, GenerationConfig(max_new_tokens=8))
     assert other_seed != together and greedy != together

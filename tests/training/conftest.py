@@ -5,7 +5,7 @@ import random
 from pathlib import Path
 
 import pytest
-from training_helpers import HOBBIES, write_convai2
+from training_helpers import HOBBIES, one_thread, write_convai2
 
 
 @pytest.fixture(scope="session")
@@ -19,3 +19,10 @@ def text_corpus() -> list[str]:
     """Sentences for tiny tokenizers and preference pairs."""
     rng = random.Random(1)
     return [f"user : do you like {rng.choice(HOBBIES)} ? bot : yes i like {rng.choice(HOBBIES)} ." for _ in range(200)]
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Every test here runs its tiny models on one thread (see training_helpers.one_thread)."""
+    with one_thread():
+        yield

@@ -14,7 +14,7 @@ from tasks import TASKS
 from training.collate import IGNORE_INDEX
 from training.run import train
 from training.recipes.base import TrainingData
-from training_helpers import small_preset
+from training_helpers import one_thread, small_preset
 
 FMT = DialogueFormat(bos=1, eos=0, sp1=2, sp2=3)
 
@@ -57,8 +57,9 @@ def test_real_personachat_gives_one_window_per_bot_reply(shared_data: Path) -> N
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory, convai2_file: Path) -> Path:
     output = tmp_path_factory.mktemp("gpt2") / "model"
-    train("gpt2_dialogue", TrainingData(train={"convai2_persona": convai2_file}), output,
-          preset=small_preset(epochs=3), report_to=())
+    with one_thread():
+        train("gpt2_dialogue", TrainingData(train={"convai2_persona": convai2_file}), output,
+              preset=small_preset(epochs=3), report_to=())
     return output
 
 
