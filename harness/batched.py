@@ -18,6 +18,7 @@ import torch
 
 from harness.decoding import RowControl, Sampling, StopStrings, as_processor, row_seed
 from harness.errors import UserError
+from harness.prefix import count_work
 
 if TYPE_CHECKING:
     from harness.generation import GenerationConfig, Generator
@@ -136,6 +137,10 @@ def _generate_once(gen: "Generator", rows: list[list[int]], keys: list[str],
     with torch.inference_mode():
         out = model.generate(input_ids=input_ids.to(device), attention_mask=mask.to(device),
                              generation_config=hf_config, logits_processor=as_processor(control), **extra)
+    steps = out.shape[1] - generated_from
+    rows_run = len(rows) * cfg.num_beams
+    count_work(gen.stats, rows_run * (width + steps), rows_run * (1 + steps),
+               rows_run * (width * (width + 1) // 2 + steps * width + steps * (steps + 1) // 2))
     ends = set(eos) | {pad}
     texts = []
     for row, ids in zip(rows, out[:, generated_from:].tolist()):
@@ -172,7 +177,7 @@ def score_rows(gen: "Generator", rows: list[tuple[list[int], list[int]]]) -> lis
     if supports_prefix_cache(gen):
         order = sorted(range(len(fitted)), key=lambda i: fitted[i][0] + fitted[i][1])
         logits, _, _ = chain_forward(model, [fitted[i][0] + fitted[i][1] for i in order],
-                                     [len(fitted[i][1]) + 1 for i in order], keep_cache=False)
+                                     [len(fitted[i][1]) + 1 for i in order], keep_cache=False, stats=gen.stats)
         results: list[list[float]] = [[0.0, 0]] * len(fitted)
         for position, i in enumerate(order):
             results[i] = _summed_nll(torch.log_softmax(logits[position], dim=-1), fitted[i][1], len(fitted[i][1]) + 1)
@@ -185,6 +190,8 @@ def score_rows(gen: "Generator", rows: list[tuple[list[int], list[int]]]) -> lis
         kwargs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0).to(device)
     if "logits_to_keep" in accepted:
         kwargs["logits_to_keep"] = keep
+    width = input_ids.shape[1]
+    count_work(gen.stats, len(fitted) * width, len(fitted) * keep, len(fitted) * width * (width + 1) // 2)
     with torch.inference_mode():
         logits = model(input_ids=input_ids.to(device), **kwargs).logits[:, -keep:]
         logprobs = torch.log_softmax(logits.float(), dim=-1)

@@ -48,6 +48,11 @@ class TrainConfig:
     dpo_sft_weight: float = 0.0
     """Weight of an added SFT (NLL on the chosen answer) term in DPO, as COMEDY's ``--add_sft``."""
     max_length: int | None = None
+    cpu_threads: int | None = None
+    """torch threads while training on CPU (None: torch's default). Tiny presets use 1: layers of
+    128 dims gain little from a second thread, and when other work shares the CPU an OpenMP thread
+    that has to wait stalls every step (measured 0.06 s/step free vs 1.8 s/step contended on 2
+    threads; 0.10 s/step either way on 1)."""
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:

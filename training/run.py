@@ -7,11 +7,12 @@ how an untrained baseline of the same architecture and tokenizer is produced.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from harness.errors import UserError
 from harness.jsonio import write_json
@@ -58,7 +59,27 @@ def execute(job: TrainingJob, output_dir: Path, *, args: Any = None, resume: boo
 
     The tokenizer is written before training so --resume reuses exactly the same token ids.
     """
-    output_dir = Path(output_dir)
+    with cpu_threads(job.config.cpu_threads):
+        return _execute(job, Path(output_dir), args=args, resume=resume, untrained=untrained)
+
+
+@contextlib.contextmanager
+def cpu_threads(threads: int | None) -> Iterator[None]:
+    """Set torch's CPU thread count for the run (CPU only) and restore it afterwards."""
+    import torch
+
+    if not threads or torch.cuda.is_available():
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _execute(job: TrainingJob, output_dir: Path, *, args: Any, resume: bool, untrained: bool) -> dict[str, Any]:
     main = int(os.environ.get("RANK", "0")) == 0  # launcher ranks share the folder; rank 0 writes
     if main:
         output_dir.mkdir(parents=True, exist_ok=True)

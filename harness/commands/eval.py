@@ -9,14 +9,16 @@ SOURCE is anything ``models.source`` accepts (a folder, a .gguf file, an adapter
 checkpoint, a hub id when online, ``embedded:smollm2-135m-instruct``). The default system is
 ``zero_shot_lm``, the task's prompt-based system. Generations are cached (``$DIALBENCH_CACHE`` or
 ``~/.cache/dialbench/generations.sqlite``), so re-running the same command regenerates nothing and a
-killed run resumes where it stopped.
+killed run resumes where it stopped; the default run directory is named after the model's weights and
+the options, so the same command finds its finished tasks and only prints the table again.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import re
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="weights dtype (default auto: float32 on CPU, bfloat16 on a capable GPU)")
     parser.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
     parser.add_argument("--max-new-tokens", dest="max_new_tokens", type=int, help="generation length cap (default 64)")
-    parser.add_argument("--output", type=Path, help="run directory (default runs/eval-<model>-<time>)")
+    parser.add_argument("--output", type=Path,
+                        help="run directory (default runs/eval-<model>-<digest of model weights and options>; "
+                             "re-running a command resumes it)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-cache", dest="no_cache", action="store_true", help="neither read nor write the generation cache")
     parser.add_argument("--cache", dest="cache_path", type=Path, help="generation cache file (default in the cache folder)")
@@ -73,16 +77,36 @@ def system_options(args: argparse.Namespace, accepted: tuple[str, ...], system: 
     return options
 
 
-def default_output(model: str) -> Path:
-    """Return ``runs/eval-<model name>-<timestamp>``."""
+def default_output(model: str, weights: str, request: dict[str, Any]) -> Path:
+    """Return ``runs/eval-<model name>-<digest>``, the same folder for the same command and weights.
+
+    Re-running a command therefore resumes its run directory (finished tasks are kept by the
+    runner); other options, data or retrained weights give another folder.
+    """
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(model.rstrip("/")).name or model).strip("-")[:40]
-    return Path("runs") / f"eval-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    digest = hashlib.sha256(json.dumps({"weights": weights, **request}, sort_keys=True, default=str).encode())
+    return Path("runs") / f"eval-{name}-{digest.hexdigest()[:10]}"
+
+
+def weights_changed(output: Path, weights: str) -> bool:
+    """Return True when ``output`` holds tasks scored with other weights than ``weights``.
+
+    The runner keeps finished tasks of a matching configuration, and the configuration names the
+    model by path; a checkpoint retrained into the same folder must not be mistaken for the old one.
+    """
+    try:
+        config = json.loads((output / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    recorded = [run.get("system", {}).get("fingerprint") for run in config.get("task_runs", {}).values()]
+    return any(f and f.split("|")[0] != weights for f in recorded)
 
 
 def run(args: argparse.Namespace) -> int:
     from baselines import SYSTEMS
     from harness.runner import SystemSpec, TaskSpec, run_system
     from leaderboards.render import render_table
+    from models.fingerprint import weights_id
     from models.source import parse_source
     from tasks import TASKS
 
@@ -100,12 +124,18 @@ def run(args: argparse.Namespace) -> int:
     batch_size = args.batch_size
     if batch_size is not None and batch_size != "auto" and not (batch_size.isdigit() and int(batch_size) > 0):
         raise UserError(f"--batch-size must be a positive integer or 'auto', got '{batch_size}'")
-    parse_source(args.model)  # a missing path or bad alias fails before any task starts
+    source = parse_source(args.model)  # a missing path or bad alias fails before any task starts
+    weights = weights_id(source)
     system_cls = SYSTEMS.get(args.system)
     options = system_options(args, tuple(system_cls.option_names), args.system)
-    output = args.output or default_output(args.model)
+    request = {"system": args.system, "options": options, "tasks": task_names, "limit": args.limit,
+               "data": {name: str(path.resolve()) for name, path in data.items()}, "seed": args.seed}
+    output = args.output or default_output(args.model, weights, request)
+    fresh = weights_changed(output, weights)
+    if fresh:
+        print(f"[dialbench] {output} was scored with other weights; scoring every task again", file=sys.stderr)
     specs = [TaskSpec(name=name, data=data.get(name), limit=args.limit) for name in task_names]
-    run_system(SystemSpec(args.system, options), specs, output, seed=args.seed,
+    run_system(SystemSpec(args.system, options), specs, output, seed=args.seed, resume=not fresh,
                command=["dialbench", *sys.argv[1:]])
     print(render_table([output], fmt=args.fmt), end="")
     print(f"[dialbench] wrote {output}", file=sys.stderr)

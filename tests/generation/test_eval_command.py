@@ -43,6 +43,29 @@ def test_eval_writes_run_directory_and_warm_rerun_generates_nothing(tiny_llama_d
     assert json.loads((tmp_path / "warm" / "results.json").read_text())["results"]["convai2_persona"] == results
 
 
+def test_same_command_resumes_its_default_directory_unless_weights_change(tiny_llama_dir, tmp_path, monkeypatch, capsys):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_llama_dir, model)
+    monkeypatch.chdir(tmp_path)
+    args = ["eval", "--model", str(model), "--tasks", "convai2_persona", "--limit", "3", "--max-new-tokens", "4",
+            "--cache", str(tmp_path / "gen.sqlite")]
+    assert main(args) == 0
+    first = capsys.readouterr()
+    runs = list((tmp_path / "runs").iterdir())
+    assert len(runs) == 1 and "zero_shot_lm on convai2_persona" in first.err
+    assert main(args) == 0
+    again = capsys.readouterr()
+    assert list((tmp_path / "runs").iterdir()) == runs and "zero_shot_lm on convai2_persona" not in again.err
+    assert again.out == first.out  # same table, nothing re-run
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(str(model / "model.safetensors"))
+    save_file({k: v * 1.01 for k, v in weights.items()}, str(model / "model.safetensors"))  # "retrained"
+    assert main(args + ["--output", str(runs[0])]) == 0
+    retrained = capsys.readouterr()
+    assert "other weights" in retrained.err and "zero_shot_lm on convai2_persona" in retrained.err
+
+
 @pytest.mark.parametrize("problem", ["missing", "fake_gguf", "truncated_safetensors", "adapter_mismatch",
                                      "batch_size", "stray_data"])
 def test_eval_user_errors_exit_2_with_one_line(problem, tiny_llama_dir, tmp_path, capsys):

@@ -133,3 +133,25 @@ def test_deepspeed_zero_checkpoint_consolidates_to_fp32(tiny_llama_dir, tmp_path
         for name, tensor in load_file(str(checkpoint / "expected.safetensors")).items():
             assert torch.equal(state[name], tensor), name
     assert loaded.tokenizer("hello").input_ids
+
+
+def test_prompt_tuning_adapter_generates_batch_invariantly(tiny_llama_dir, tmp_path):
+    """Soft prompts shift positions, so such adapters take transformers' generate path, still batched."""
+    from peft import PromptTuningConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from harness.generation import GenerationConfig, Generator
+    from tiny_lm import chat_prompts
+
+    tuned = get_peft_model(AutoModelForCausalLM.from_pretrained(str(tiny_llama_dir)),
+                           PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=4))
+    torch.nn.init.normal_(next(p for n, p in tuned.named_parameters() if "prompt_encoder" in n), std=1.0)
+    tuned.save_pretrained(str(tmp_path / "soft"))
+    loaded = load_model(str(tmp_path / "soft"), dtype="float32", device="cpu")
+    prompts, cfg = chat_prompts(4), GenerationConfig(max_new_tokens=6)
+    outputs = [Generator(loaded.model, loaded.tokenizer, fingerprint=loaded.fingerprint, batch_size=size,
+                         progress=False).generate(prompts, cfg) for size in (1, 4)]
+    assert outputs[0] == outputs[1]
+    base = load_model(str(tiny_llama_dir), dtype="float32", device="cpu")
+    plain = Generator(base.model, base.tokenizer, fingerprint=base.fingerprint, batch_size=4, progress=False)
+    assert plain.generate(prompts, cfg) != outputs[0]  # the soft prompt is really applied

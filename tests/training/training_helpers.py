@@ -5,10 +5,8 @@ steps: "loss decreases" is then a real signal, not noise.
 """
 from __future__ import annotations
 
-import contextlib
 import random
 from pathlib import Path
-from typing import Iterator
 
 from training.config import Preset, TrainConfig
 
@@ -52,15 +50,9 @@ def tiny_llama(tokenizer: object, layers: int = 2) -> object:
     return LlamaForCausalLM(config)
 
 
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """Run torch on one thread: faster than two for 32-dim layers, and steady when other work shares
-    the CPU (idle OpenMP threads spin and stall under contention); restored afterwards."""
-    import torch
+def one_thread():
+    """Return a context running torch on one thread (restored afterwards): faster than two for 32-dim
+    layers, and steady when other work shares the CPU (see TrainConfig.cpu_threads)."""
+    from training.run import cpu_threads
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    return cpu_threads(1)
