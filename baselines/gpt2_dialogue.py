@@ -21,7 +21,7 @@ from typing import Any, Sequence, cast
 from harness.errors import UserError
 from harness.records import BOT, Example, Response, Turn
 from harness.system import System
-from training.collate import IGNORE_INDEX, encode_segments
+from training.collate import IGNORE_INDEX, PaddingCollator, encode_segments
 
 BOS, SP1, SP2 = "<bos>", "<sp1>", "<sp2>"
 SILENCE = "__ SILENCE __"
@@ -51,9 +51,10 @@ class DialogueFormat:
     def of(cls, tokenizer: Any, where: str = "tokenizer") -> "DialogueFormat":
         """Return the format for ``tokenizer``; a tokenizer without the speaker tokens is a UserError."""
         ids = {}
+        vocab = tokenizer.get_vocab()
         for name, token in (("bos", BOS), ("sp1", SP1), ("sp2", SP2), ("eos", tokenizer.eos_token)):
             value = tokenizer.convert_tokens_to_ids(token) if token else None
-            if value is None or value == tokenizer.unk_token_id or token not in tokenizer.get_vocab():
+            if value is None or token not in vocab:  # (GPT-2's unk is its eos, so no unk-id test)
                 raise UserError(f"{where}: token {token!r} missing; not a gpt2_dialogue checkpoint "
                                 "(make one with `dialbench train gpt2_dialogue`)")
             ids[name] = int(value)
@@ -227,14 +228,10 @@ class GPT2DialogueSystem(System):
         present = [row for row in rows if row is not None]
         if not present:
             return [None] * len(rows)
-        width = max(len(row["input_ids"]) for row in present)
-        pad = lambda values, fill: [list(values) + [fill] * (width - len(values))]  # noqa: E731
-        ids = torch.tensor(sum((pad(r["input_ids"], self.format.eos) for r in present), []), device=self.device)
-        types = torch.tensor(sum((pad(r["token_type_ids"], self.format.sp2) for r in present), []), device=self.device)
-        mask = torch.tensor(sum((pad([1] * len(r["input_ids"]), 0) for r in present), []), device=self.device)
-        labels = torch.tensor(sum((pad(r["labels"], IGNORE_INDEX) for r in present), []), device=self.device)
+        batch = {key: value.to(self.device) for key, value in PaddingCollator(pad_id=self.format.eos)(present).items()}
+        labels = batch.pop("labels")
         with torch.no_grad():
-            logits = self.model(input_ids=ids, token_type_ids=types, attention_mask=mask).logits.float()
+            logits = self.model(**batch).logits.float()
         logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
         gold = labels[:, 1:]
         picked = logprobs.gather(-1, gold.clamp(min=0).unsqueeze(-1)).squeeze(-1) * (gold != IGNORE_INDEX)

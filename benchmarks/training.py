@@ -39,13 +39,14 @@ def data_file(tmp: Path) -> tuple[Path, str]:
     return path, "synthetic"
 
 
-def bench_tiny(data: Path, out: Path, steps: int) -> dict:
+def bench_tiny(data: Path, out: Path, steps: int, threads: int) -> dict:
     """Train the gpt2_dialogue tiny preset for ``steps`` steps; return its throughput."""
     from training.run import train
     from training.recipes.base import TrainingData
 
     summary = train("gpt2_dialogue", TrainingData(train={"convai2_persona": data}), out / "tiny", preset="tiny",
-                    max_steps=steps, overrides={"eval_steps": steps * 10, "logging_steps": steps}, report_to=())
+                    max_steps=steps, overrides={"eval_steps": steps * 10, "logging_steps": steps, "cpu_threads": threads},
+                    report_to=())
     return {"steps": summary["global_step"], "batch": 16, "train_tokens": summary["train_tokens"],
             "seconds": round(summary["train_runtime_s"], 2), "tokens_per_s": round(summary["tokens_per_s"], 1)}
 
@@ -67,7 +68,7 @@ def lora_rows(tokenizer, data: Path, max_len: int) -> list[dict]:
     return rows
 
 
-def bench_lora(data: Path, out: Path, steps: int, batch: int, max_len: int) -> dict:
+def bench_lora(data: Path, out: Path, steps: int, batch: int, max_len: int, threads: int) -> dict:
     """Train LoRA on SmolLM2-135M for ``steps`` steps; return its throughput."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -87,7 +88,7 @@ def bench_lora(data: Path, out: Path, steps: int, batch: int, max_len: int) -> d
     load_s = time.time() - started
     # the longest rows (late turns, long contexts) so each step is close to batch x max_len tokens
     rows = sorted(lora_rows(tokenizer, data, max_len), key=lambda row: -len(row["input_ids"]))[: steps * batch]
-    config = TrainConfig(learning_rate=1e-4, epochs=1, batch_size=batch, logging_steps=1, bf16=False)
+    config = TrainConfig(learning_rate=1e-4, epochs=1, batch_size=batch, logging_steps=1, bf16=False, cpu_threads=threads)
     job = TrainingJob(model=model, tokenizer=tokenizer, train_dataset=rows, config=config,
                       collator=PaddingCollator(pad_id=tokenizer.pad_token_id or tokenizer.eos_token_id))
     args = engine.make_arguments(config, out / "lora", max_steps=steps, report_to=())
@@ -105,21 +106,25 @@ def main() -> int:
     parser.add_argument("--lora-batch", type=int, default=4)
     parser.add_argument("--lora-len", type=int, default=256)
     parser.add_argument("--skip-lora", action="store_true")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads while training (default 1: on the shared 2-core reference machine a "
+                             "second thread stalled LoRA steps 6x; 0 = torch's default)")
     args = parser.parse_args()
     import torch
 
     with tempfile.TemporaryDirectory() as tmp:
         data, origin = data_file(Path(tmp))
-        tiny = bench_tiny(data, Path(tmp), args.tiny_steps)
+        threads = args.threads or torch.get_num_threads()
+        tiny = bench_tiny(data, Path(tmp), args.tiny_steps, threads)
         print(f"tiny gpt2_dialogue: {tiny}", flush=True)
-        lora = None if args.skip_lora else bench_lora(data, Path(tmp), args.lora_steps, args.lora_batch, args.lora_len)
+        lora = None if args.skip_lora else bench_lora(data, Path(tmp), args.lora_steps, args.lora_batch, args.lora_len, threads)
         if lora:
             print(f"smollm2-135m + lora: {lora}", flush=True)
     result = {
         "tokens_per_s_tiny": tiny["tokens_per_s"],
         "tokens_per_s_lora": lora["tokens_per_s"] if lora else None,
         "tiny": tiny, "lora": lora, "data": origin,
-        "device": "cuda" if torch.cuda.is_available() else "cpu", "torch_threads": torch.get_num_threads(),
+        "device": "cuda" if torch.cuda.is_available() else "cpu", "cpu_threads": threads,
     }
     print(json.dumps(result))
     return 0

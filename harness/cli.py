@@ -39,9 +39,27 @@ def build_parser(argv: Sequence[str]) -> tuple[argparse.ArgumentParser, object |
     return parser, module
 
 
+def strip_launcher_arguments(argv: list[str]) -> list[str]:
+    """Drop ``--local_rank=N`` / ``--local-rank N``, which the ``deepspeed`` launcher adds in front of
+    the command; the rank is also in the LOCAL_RANK environment variable, where training reads it."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in ("--local_rank", "--local-rank"):
+            skip = True
+            continue
+        if arg.startswith(("--local_rank=", "--local-rank=")):
+            continue
+        out.append(arg)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dialbench`` console script and ``python -m harness``."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = strip_launcher_arguments(list(sys.argv[1:] if argv is None else argv))
     try:
         parser, module = build_parser(argv)
         args = parser.parse_args(argv)

@@ -123,14 +123,13 @@ def train(system: str, data: TrainingData, output_dir: str | Path, *, preset: st
 
     set_seed(config.seed)
     args = None
-    if max_steps != 0:
-        has_eval = True  # decided for real once the data is built; ZeRO-3 needs the arguments first
+    if max_steps != 0:  # before the model: under ZeRO-3, transformers then loads weights partitioned
         args = engine.make_arguments(config, output_dir, deepspeed=ds_config, max_steps=max_steps,
-                                     has_eval=has_eval, report_to=report_to)
+                                     has_eval=True, report_to=report_to)
     tokenizer_dir = output_dir if resume and (output_dir / "tokenizer_config.json").is_file() else None
     job = recipe.build(chosen, data, seed=config.seed, tokenizer_dir=tokenizer_dir, base=base)
     job.config = config
-    if max_steps != 0 and not job.eval_dataset:
+    if max_steps != 0 and not job.eval_dataset:  # no valid split: no evaluation, no best-model tracking
         args = engine.make_arguments(config, output_dir, deepspeed=ds_config, max_steps=max_steps,
                                      has_eval=False, report_to=report_to)
     summary = execute(job, output_dir, args=args, resume=resume, untrained=max_steps == 0)

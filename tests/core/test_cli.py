@@ -41,3 +41,12 @@ def test_user_errors_are_one_line_with_exit_status_2(args, message):
     assert message in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_deepspeed_launcher_local_rank_argument_is_dropped():
+    from harness.cli import strip_launcher_arguments
+
+    assert strip_launcher_arguments(["--local_rank=1", "train", "x"]) == ["train", "x"]
+    assert strip_launcher_arguments(["--local-rank", "0", "list", "tasks"]) == ["list", "tasks"]
+    result = dialbench("--local_rank=0", "list", "tasks", "--names-only")
+    assert result.returncode == 0 and result.stdout.split() == TASK_IDS

@@ -132,3 +132,16 @@ def test_system_options_are_checked(checkpoint: Path, tmp_path: Path) -> None:
     assert sampled.do_sample and sampled.top_p == 0.8
     again = GPT2DialogueSystem(task, model=str(checkpoint), do_sample=True, seed=3)
     assert [r.text for r in sampled.respond(_examples())] == [r.text for r in again.respond(_examples())]
+
+
+def test_format_accepts_a_tokenizer_whose_unk_is_eos_and_refuses_one_without_speakers(text_corpus) -> None:
+    from baselines.gpt2_dialogue import add_dialogue_tokens
+    from training.tokenizer import EOS, train_bpe_tokenizer
+
+    tokenizer = train_bpe_tokenizer(text_corpus, vocab_size=300)
+    with pytest.raises(UserError, match="not a gpt2_dialogue checkpoint"):
+        DialogueFormat.of(tokenizer)
+    tokenizer.unk_token = EOS  # as in GPT-2's own tokenizer
+    assert add_dialogue_tokens(tokenizer) == 3
+    fmt = DialogueFormat.of(tokenizer)
+    assert fmt.eos == tokenizer.eos_token_id and len({fmt.bos, fmt.eos, fmt.sp1, fmt.sp2}) == 4
