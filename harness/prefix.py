@@ -58,7 +58,7 @@ def supports_prefix_cache(gen: "Generator") -> bool:
     ok = False
     peft_config = getattr(gen.model, "active_peft_config", None)  # soft prompts shift every position
     prompt_learning = bool(getattr(peft_config, "is_prompt_learning", False))
-    needed = {"position_ids", "cache_position", "logits_to_keep"}
+    needed = {"position_ids", "past_key_values", "logits_to_keep"}
     if not gen.seq2seq and not prompt_learning and needed <= forward_parameters(gen.model):
         try:
             device = next(gen.model.parameters()).device
@@ -72,39 +72,132 @@ def supports_prefix_cache(gen: "Generator") -> bool:
     return ok
 
 
+WAVE_ROWS = 16
+"""Most rows extended together in one forward of ``chain_forward``."""
+
+
+def prefix_plan(rows: Sequence[Sequence[int]], keep_logits: Sequence[int]
+                ) -> tuple[int, list[int | None], list[int], list[int]]:
+    """Return (root length, parent, start and wave of each row) for rows sorted by token ids.
+
+    The root is the prefix all rows share (the system prompt), computed once. A row that shares
+    more than the root with its predecessor extends, from ``start``, the cache of the *earliest*
+    row sharing that much (so examples of one dialogue form a chain, and dialogues that merely share
+    a persona branch off in parallel instead of queueing behind each other); it runs one wave after
+    that parent. Any other row extends the root in wave 0. A row always recomputes at least its last
+    ``keep_logits`` tokens.
+    """
+    room = [len(row) - keep for row, keep in zip(rows, keep_logits)]
+    root = max(0, min(common_prefix(rows[0], rows[-1]), *room))
+    consecutive = [0] + [common_prefix(rows[i - 1], rows[i]) for i in range(1, len(rows))]
+    parents: list[int | None] = []
+    starts, waves = [], []
+    for i, shared in enumerate(consecutive):
+        if i and shared > root:
+            parent = i - 1
+            while parent > 0 and consecutive[parent] >= shared:
+                parent -= 1
+            parents.append(parent)
+            starts.append(min(shared, room[i]))
+            waves.append(waves[parent] + 1)
+        else:
+            parents.append(None)
+            starts.append(root)
+            waves.append(0)
+    return root, parents, starts, waves
+
+
 def chain_forward(model: Any, rows: Sequence[Sequence[int]], keep_logits: Sequence[int],
                   keep_cache: bool, stats: Counter[str] | None = None) -> tuple[list[torch.Tensor], list[KV], int]:
-    """Run ``rows`` one after another, each reusing the previous row's cache for their shared prefix.
+    """Compute ``rows`` reusing shared prefixes (``prefix_plan``), a wave of rows per forward.
 
     Returns each row's float32 logits for its last ``keep_logits[i]`` positions and, with
-    ``keep_cache``, each row's full cache, plus the number of tokens actually computed. Best with
-    ``rows`` sorted by token ids. ``stats`` receives the work done (see ``count_work``).
+    ``keep_cache``, each row's full cache, plus the number of tokens actually computed. ``rows``
+    must be sorted by token ids. ``stats`` receives the work done (see ``count_work``).
+    """
+    root, parents, starts, waves = prefix_plan(rows, keep_logits)
+    device = next(model.parameters()).device
+    root_kv: KV = []
+    computed = root
+    if root:
+        root_kv, _ = _extend(model, [[]], [rows[0][:root]], [0], 1, device)[0]
+        if stats is not None:
+            count_work(stats, root, 1, root * (root + 1) // 2)
+    children = Counter(p for p in parents if p is not None)
+    kv_of: dict[int, KV] = {}
+    logits: list[torch.Tensor] = [torch.empty(0)] * len(rows)
+    for wave in range(max(waves) + 1):
+        members = [i for i, w in enumerate(waves) if w == wave]
+        for chunk in range(0, len(members), WAVE_ROWS):
+            batch = members[chunk : chunk + WAVE_ROWS]
+            pasts = [root_kv if parents[i] is None else kv_of[parents[i]] for i in batch]
+            results = _extend(model, pasts, [rows[i][starts[i]:] for i in batch], [starts[i] for i in batch],
+                              max(keep_logits[i] for i in batch), device)
+            for i, (kv, row_logits) in zip(batch, results):
+                kv_of[i] = kv
+                logits[i] = row_logits[-keep_logits[i]:]
+                computed += len(rows[i]) - starts[i]
+                if stats is not None:
+                    count_work(stats, len(rows[i]) - starts[i], keep_logits[i],
+                               sum(range(starts[i] + 1, len(rows[i]) + 1)))
+            if not keep_cache:  # a cache is kept only until its last child has used it
+                for i in batch:
+                    parent = parents[i]
+                    if parent is not None:
+                        children[parent] -= 1
+                        if children[parent] == 0:
+                            del kv_of[parent]
+                    if children[i] == 0:
+                        del kv_of[i]
+    caches = [kv_of[i] for i in range(len(rows))] if keep_cache else []
+    return logits, caches, computed
+
+
+def _extend(model: Any, pasts: Sequence[KV], chunks: Sequence[Sequence[int]], starts: Sequence[int], keep: int,
+            device: Any) -> list[tuple[KV, torch.Tensor]]:
+    """Run each chunk on the first ``starts[b]`` positions of its past in one batched forward.
+
+    Pasts are left-padded to a common length and chunks left-padded after them; the attention mask
+    hides both paddings and position ids continue each row's past. Returns each row's compact cache
+    (past prefix + chunk) and the float32 logits of the batch's last ``keep`` positions.
     """
     from transformers import DynamicCache
 
-    device = next(model.parameters()).device
-    logits: list[torch.Tensor] = []
-    caches: list[KV] = []
-    previous: Sequence[int] = ()
-    previous_kv: KV = []
-    computed = 0
-    for row, keep in zip(rows, keep_logits):
-        start = max(0, min(common_prefix(previous, row), len(row) - keep))
-        past = DynamicCache(ddp_cache_data=[(k[:, :, :start], v[:, :, :start]) for k, v in previous_kv]
-                            if start else None, config=model.config)
-        positions = torch.arange(start, len(row), device=device)
-        computed += len(row) - start
-        if stats is not None:
-            count_work(stats, len(row) - start, keep, sum(range(start + 1, len(row) + 1)))
-        with torch.inference_mode():
-            out = model(input_ids=torch.tensor([row[start:]], device=device), position_ids=positions[None],
-                        cache_position=positions, past_key_values=past, use_cache=True, logits_to_keep=keep)
-        kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
-        logits.append(out.logits[0].float())
-        if keep_cache:
-            caches.append(kv)
-        previous, previous_kv = row, kv
-    return logits, caches, computed
+    past_width, chunk_width = max(starts), max(len(c) for c in chunks)
+    batch = len(chunks)
+    ids = torch.zeros((batch, chunk_width), dtype=torch.long)
+    positions = torch.zeros((batch, chunk_width), dtype=torch.long)
+    mask = torch.zeros((batch, past_width + chunk_width), dtype=torch.long)
+    for b, (chunk, start) in enumerate(zip(chunks, starts)):
+        ids[b, chunk_width - len(chunk):] = torch.tensor(chunk)
+        positions[b, chunk_width - len(chunk):] = torch.arange(start, start + len(chunk))
+        mask[b, past_width - start : past_width] = 1
+        mask[b, past_width + chunk_width - len(chunk):] = 1
+    layers = []
+    if past_width:
+        for layer in range(len(pasts[0])):
+            keys, values = pasts[0][layer]
+            k_all = keys.new_zeros((batch, keys.shape[1], past_width, keys.shape[3]))
+            v_all = values.new_zeros((batch, values.shape[1], past_width, values.shape[3]))
+            for b, (past, start) in enumerate(zip(pasts, starts)):
+                if start:
+                    k_all[b, :, past_width - start :] = past[layer][0][0, :, :start]
+                    v_all[b, :, past_width - start :] = past[layer][1][0, :, :start]
+            layers.append((k_all, v_all))
+    cache = DynamicCache(ddp_cache_data=layers or None, config=model.config)
+    with torch.inference_mode():
+        out = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
+                    past_key_values=cache, use_cache=True, logits_to_keep=keep)
+    results = []
+    for b, (chunk, start) in enumerate(zip(chunks, starts)):
+        kv = []
+        for layer in out.past_key_values.layers:
+            keep_cols = torch.cat([torch.arange(past_width - start, past_width, device=layer.keys.device),
+                                   torch.arange(past_width + chunk_width - len(chunk), past_width + chunk_width,
+                                                device=layer.keys.device)])
+            kv.append((layer.keys[b : b + 1, :, keep_cols], layer.values[b : b + 1, :, keep_cols]))
+        results.append((kv, out.logits[b].float()))
+    return results
 
 
 class GrowingLayer(DynamicLayer):
