@@ -55,7 +55,7 @@ def _padded(rows: Sequence[Sequence[int]], pad: int, left: bool) -> tuple[torch.
 
 def generate_rows(gen: "Generator", rows: list[list[int]], keys: list[str], cfg: "GenerationConfig") -> list[str]:
     """Return the texts generated for ``rows`` (token ids), re-running near-tie rows alone."""
-    from harness.prefix import supports_prefix_cache
+    from harness.prefix import soft_prompted, supports_prefix_cache
 
     limit = gen.context_limit()
     if limit and not gen.seq2seq:
@@ -65,6 +65,8 @@ def generate_rows(gen: "Generator", rows: list[list[int]], keys: list[str], cfg:
                             f"{limit}-token context")
         gen.stats["truncated_prompts"] += sum(len(r) > room for r in rows)
         rows = [r[-room:] for r in rows]
+    if len(rows) > 1 and soft_prompted(gen.model):  # virtual tokens go before any padding: one row at a time
+        return [_generate_once(gen, [row], [key], cfg)[0][0] for row, key in zip(rows, keys)]
     if len(rows) > 1 and cfg.num_beams == 1 and supports_prefix_cache(gen):
         order = sorted(range(len(rows)), key=lambda i: rows[i])  # shared prefixes become neighbours
         texts_sorted, margins_sorted = _loop_batch(gen, [rows[i] for i in order], [keys[i] for i in order], cfg)
@@ -159,11 +161,12 @@ def forward_parameters(model: Any) -> set[str]:
 
 def score_rows(gen: "Generator", rows: list[tuple[list[int], list[int]]]) -> list[list[float]]:
     """Return [summed NLL (nats), token count] of each (context, continuation) row."""
+    from harness.prefix import chain_forward, soft_prompted, supports_prefix_cache
+
     model = gen.model
-    device = next(model.parameters()).device
-    limit = gen.context_limit()
     if gen.seq2seq:
-        return _score_seq2seq(gen, rows, device)
+        return _score_seq2seq(gen, rows, next(model.parameters()).device)
+    limit = gen.context_limit()
     fitted = []
     for context, target in rows:
         if limit and len(context) + len(target) > limit:
@@ -172,8 +175,6 @@ def score_rows(gen: "Generator", rows: list[tuple[list[int], list[int]]]) -> lis
             gen.stats["truncated_prompts"] += 1
         fitted.append((context, target))
     gen.stats["scored_tokens"] += sum(len(c) + len(t) for c, t in fitted)
-    from harness.prefix import chain_forward, supports_prefix_cache
-
     if supports_prefix_cache(gen):
         order = sorted(range(len(fitted)), key=lambda i: fitted[i][0] + fitted[i][1])
         logits, _, _ = chain_forward(model, [fitted[i][0] + fitted[i][1] for i in order],
@@ -182,20 +183,29 @@ def score_rows(gen: "Generator", rows: list[tuple[list[int], list[int]]]) -> lis
         for position, i in enumerate(order):
             results[i] = _summed_nll(torch.log_softmax(logits[position], dim=-1), fitted[i][1], len(fitted[i][1]) + 1)
         return results
-    keep = max(len(t) for _, t in fitted) + 1
-    input_ids, mask = _padded([c + t for c, t in fitted], gen.pad_id(), left=True)
+    if soft_prompted(model):  # virtual tokens go before any padding: one row at a time
+        return [_score_padded(gen, [row])[0] for row in fitted]
+    return _score_padded(gen, fitted)
+
+
+def _score_padded(gen: "Generator", rows: list[tuple[list[int], list[int]]]) -> list[list[float]]:
+    """Score rows in one left-padded forward, position ids counted from each row's first token."""
+    model = gen.model
+    device = next(model.parameters()).device
+    keep = max(len(t) for _, t in rows) + 1
+    input_ids, mask = _padded([c + t for c, t in rows], gen.pad_id(), left=True)
     accepted = forward_parameters(model)
     kwargs: dict[str, Any] = {"attention_mask": mask.to(device)}
-    if "position_ids" in accepted:
+    if "position_ids" in accepted and len(rows) > 1:
         kwargs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0).to(device)
     if "logits_to_keep" in accepted:
         kwargs["logits_to_keep"] = keep
     width = input_ids.shape[1]
-    count_work(gen.stats, len(fitted) * width, len(fitted) * keep, len(fitted) * width * (width + 1) // 2)
+    count_work(gen.stats, len(rows) * width, len(rows) * keep, len(rows) * width * (width + 1) // 2)
     with torch.inference_mode():
         logits = model(input_ids=input_ids.to(device), **kwargs).logits[:, -keep:]
         logprobs = torch.log_softmax(logits.float(), dim=-1)
-    return [_summed_nll(logprobs[row], target, keep) for row, (_, target) in enumerate(fitted)]
+    return [_summed_nll(logprobs[row], target, keep) for row, (_, target) in enumerate(rows)]
 
 
 def _summed_nll(logprobs: torch.Tensor, target: list[int], keep: int) -> list[float]:

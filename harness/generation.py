@@ -21,10 +21,12 @@ Batch invariance of greedy outputs. What we measured on SmolLM2-135M in float32 
 So no attention setting makes batched logits bit-identical to unbatched ones; ~1e-4 noise is
 inherent. Greedy argmax flips only when the two best tokens are closer than that. The engine
 therefore records, for every row, the smallest top-1/top-2 margin over the tokens it actually
-generated; a row whose margin falls under ``tie_margin`` (1e-3 in float32, 100x the measured noise)
-is regenerated alone, which is the batch-size-1 computation by definition. Outputs thus equal
-batch-size-1 outputs, and one-prompt-per-``generate`` outputs, while nearly every row keeps its
-batched speed.
+generated; a row whose margin falls under ``tie_margin`` is regenerated alone, which is the
+batch-size-1 computation by definition. Outputs thus equal batch-size-1 outputs, and
+one-prompt-per-``generate`` outputs, while nearly every row keeps its batched speed. The float32
+default, 5e-4, is 9x the largest gap error measured between this engine (prefix sharing, 64 rows)
+and one-prompt-at-a-time ``generate`` over 4,035 SmolLM2 greedy decisions on ConvAI2 prompts
+(5.5e-5); the smallest true gap among them was 8.1e-4.
 """
 from __future__ import annotations
 
@@ -44,7 +46,7 @@ ENGINE_VERSION = 1
 Prompt = Union[str, Sequence[Mapping[str, str]]]
 """A plain text prompt, or chat messages rendered with the tokenizer's chat template."""
 
-TIE_MARGINS = {"float32": 1e-3, "float64": 1e-6, "bfloat16": 0.0, "float16": 0.0}
+TIE_MARGINS = {"float32": 5e-4, "float64": 1e-6, "bfloat16": 0.0, "float16": 0.0}
 """Default near-tie thresholds; half precision noise is too large for re-checks to be cheap."""
 
 
@@ -172,6 +174,7 @@ class Generator:
         return TIE_MARGINS.get(dtype, 0.0)
 
     def pad_id(self) -> int:
+        """Return the padding id: the tokenizer's pad, else its eos (GPT-2 and SmolLM2 pad with eos)."""
         tok = self.tokenizer
         for value in (tok.pad_token_id, tok.eos_token_id, 0):
             if value is not None:
@@ -179,6 +182,7 @@ class Generator:
         return 0
 
     def eos_ids(self) -> list[int]:
+        """Return the ids that end a reply: the model's generation eos ids and the tokenizer's eos."""
         ids: list[int] = []
         for value in (getattr(self.model.generation_config, "eos_token_id", None), self.tokenizer.eos_token_id):
             for item in value if isinstance(value, (list, tuple)) else [value]:
@@ -187,6 +191,7 @@ class Generator:
         return ids
 
     def context_limit(self) -> int | None:
+        """Return the model's maximum sequence length when its config states one."""
         config = self.model.config
         for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
             value = getattr(config, name, None)
@@ -337,7 +342,7 @@ class Generator:
             todo = set(missing)
             bar = self._progress(len(unique), len(unique) - len(missing), kind)
             counter = "new_tokens" if kind == "generate" else "scored_tokens"
-            started, tokens = time.perf_counter(), self.stats[counter]
+            started, counted_before = time.perf_counter(), self.stats[counter]
 
             def run(batch: list[int]) -> None:
                 wanted = [i for i in batch if unique[i] in todo]
@@ -351,7 +356,7 @@ class Generator:
                 self.stats[f"{kind}_computed"] += len(wanted)
                 bar.update(len(wanted))
                 elapsed = max(time.perf_counter() - started, 1e-9)
-                bar.set_postfix_str(f"{(self.stats[counter] - tokens) / elapsed:.1f} tok/s")
+                bar.set_postfix_str(f"{(self.stats[counter] - counted_before) / elapsed:.1f} tok/s")
 
             try:
                 self._run_planned(order, widths, run)

@@ -41,6 +41,16 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
+def soft_prompted(model: Any) -> bool:
+    """Return True for a peft prompt-learning model (prompt tuning, prefix tuning...).
+
+    peft puts the virtual tokens before everything, padding included, and ignores position ids, so
+    a left-padded row would see its prompt at shifted positions: such models run one row at a time.
+    """
+    config = getattr(model, "active_peft_config", None)
+    return bool(getattr(config, "is_prompt_learning", False))
+
+
 def supports_prefix_cache(gen: "Generator") -> bool:
     """Return True when the model is a decoder whose cache is plain per-layer keys/values.
 
@@ -56,10 +66,8 @@ def supports_prefix_cache(gen: "Generator") -> bool:
     from harness.batched import forward_parameters
 
     ok = False
-    peft_config = getattr(gen.model, "active_peft_config", None)  # soft prompts shift every position
-    prompt_learning = bool(getattr(peft_config, "is_prompt_learning", False))
     needed = {"position_ids", "past_key_values", "logits_to_keep"}
-    if not gen.seq2seq and not prompt_learning and needed <= forward_parameters(gen.model):
+    if not gen.seq2seq and not soft_prompted(gen.model) and needed <= forward_parameters(gen.model):
         try:
             device = next(gen.model.parameters()).device
             with torch.inference_mode():

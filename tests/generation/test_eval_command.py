@@ -137,11 +137,17 @@ def test_kill_9_mid_run_resumes_without_regenerating(tiny_llama_dir, tmp_path):
     assert f"generate: {done}" in resumed.stderr
     after = cached_rows(tmp_path / "gen.sqlite")
     assert all(after[key] == created for key, created in before_kill.items())  # finished rows untouched
-    results = json.loads((tmp_path / "run" / "results.json").read_text())["results"]
-    assert results == json.loads((tmp_path / "ref" / "results.json").read_text())["results"]
-    outputs = [json.loads(line)["output"] for line in (tmp_path / "run" / "samples.jsonl").read_text().splitlines()]
-    expected = [json.loads(line)["output"] for line in (tmp_path / "ref" / "samples.jsonl").read_text().splitlines()]
-    assert outputs == expected
+    def engine_outputs(run: Path) -> list[tuple]:
+        rows = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
+        return [(r["example_id"], r["output"], r["ref_nll"], r["ref_tokens"]) for r in rows]
+
+    assert engine_outputs(tmp_path / "run") == engine_outputs(tmp_path / "ref")  # bit-identical texts and NLLs
+    results = json.loads((tmp_path / "run" / "results.json").read_text())["results"]["convai2_persona"]
+    expected = json.loads((tmp_path / "ref" / "results.json").read_text())["results"]["convai2_persona"]
+    assert results.keys() == expected.keys()
+    for metric, value in expected.items():
+        # BERTScore (harness/metrics) can move in the 9th digit between processes on identical inputs
+        assert results[metric] == (pytest.approx(value, rel=1e-7) if metric.startswith("BERT") else value), metric
 
 
 @pytest.mark.slow
