@@ -91,6 +91,20 @@ class RowControl:
             scores = self._sample(scores)
         return scores
 
+    def choose(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        """Return each row's next token (for a loop of our own: one top-2 pass serves margin and choice)."""
+        if self.penalty != 1.0:
+            scores = self._penalise(input_ids, scores)
+        if self.generators is not None:
+            return self._sample(scores).argmax(dim=-1)
+        top = torch.topk(scores, 2, dim=-1)
+        if self.record_margins:
+            self._record(input_ids, scores, top.values)
+        gaps = top.values[:, 0] - top.values[:, 1]
+        if bool((gaps == 0).any()):  # exact tie: take argmax's choice (the lowest id), as transformers does
+            return scores.argmax(dim=-1)
+        return top.indices[:, 0]
+
     def select(self, keep: Sequence[int]) -> None:
         """Keep only the batch positions ``keep`` (rows that finished were removed from the batch)."""
         self.rows = [self.rows[j] for j in keep]
@@ -99,8 +113,8 @@ class RowControl:
         if self.generators is not None:
             self.generators = [self.generators[j] for j in keep]
 
-    def _record(self, input_ids: torch.Tensor, scores: torch.Tensor) -> None:
-        top = torch.topk(scores, 2, dim=-1).values
+    def _record(self, input_ids: torch.Tensor, scores: torch.Tensor, top: torch.Tensor | None = None) -> None:
+        top = torch.topk(scores, 2, dim=-1).values if top is None else top
         gaps = (top[:, 0] - top[:, 1]).float().cpu().tolist()
         finished = list(self.finished)
         if self.generated_from is not None and len(self.end_ids) and input_ids.shape[1] > self.generated_from:

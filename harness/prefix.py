@@ -295,7 +295,7 @@ def decode_loop(gen: "Generator", rows: list[list[int]], control: RowControl, cf
     positions = torch.tensor(lengths, device=device)
     for step in range(cfg.max_new_tokens):
         control.finished = done
-        chosen = control(ids, scores).argmax(dim=-1)
+        chosen = control.choose(ids, scores)
         ids = torch.cat([ids, chosen[:, None]], dim=1)
         for j, token in enumerate(chosen.tolist()):
             if done[j]:
