@@ -14,6 +14,10 @@ from harness.errors import unknown_name
 
 DEFAULT_OUTPUT = Path("runs/default")
 DEFAULT_TABLE = Path("leaderboards/default.md")
+DEFAULT_SUITE_SYSTEM_OPTIONS: dict[str, dict[str, object]] = {"zero_shot_lm": {"max_new_tokens": 40}}
+"""Settings of the embedded default suite (recorded in each config.json): short replies and a short
+memory excerpt keep SmolLM2 on 2 CPU cores within minutes; explicit runs use the systems' defaults."""
+DEFAULT_SUITE_TASK_OPTIONS: dict[str, dict[str, object]] = {"memorybank_probe": {"prompt_memory_chars": 600}}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,6 +74,13 @@ def run(args: argparse.Namespace) -> int:
             plan.setdefault(system, []).append(task_name)
     options = scoped_options(args.system_options, "--set", "system", list(plan))
     task_options = scoped_options(args.task_options, "--task-option", "task", task_names)
+    if not (args.tasks or args.systems or args.data):  # the embedded default suite
+        for name, defaults in DEFAULT_SUITE_SYSTEM_OPTIONS.items():
+            if name in options:
+                options[name] = {**defaults, **options[name]}
+        for name, defaults in DEFAULT_SUITE_TASK_OPTIONS.items():
+            if name in task_options:
+                task_options[name] = {**defaults, **task_options[name]}
     run_dirs = []
     for system, tasks in plan.items():
         specs = [TaskSpec(name=t, data=data.get(t), train_data=train_data.get(t), protocol=protocols.get(t),

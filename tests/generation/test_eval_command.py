@@ -167,7 +167,7 @@ def test_embedded_smollm2_eval_and_batch_invariance(tmp_path, monkeypatch, capsy
     loaded = load_model("embedded:smollm2-135m-instruct", dtype="float32", device="cpu")
     task = TASKS.get("convai2_persona")()
     prompts = [task.prompt(e) for e in task.build_examples(task.load(task.sample_path("test")))]
-    cfg = GenerationConfig(max_new_tokens=24)
+    cfg = GenerationConfig(max_new_tokens=16)
     outputs = {}
     for size in (1, 16):
         gen = Generator(loaded.model, loaded.tokenizer, fingerprint=loaded.fingerprint, batch_size=size, progress=False)
