@@ -183,7 +183,8 @@ def run_system(system_spec: SystemSpec, task_specs: Sequence[TaskSpec], output_d
         "command": list(command) if command is not None else sys.argv,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "seed": seed,
-        "system": {"name": system_spec.name, "options": {k: _jsonable(v) for k, v in system_spec.options.items()}},
+        "system": {"name": system_spec.name, "options": {k: _jsonable(v) for k, v in system_spec.options.items()},
+                   "weights": _weights_id(system_spec.options.get("model"))},
         "tasks": [_spec_json(s) for s in task_specs],
         "environment": environment(),
         "task_runs": {},
@@ -239,6 +240,21 @@ def _read_samples(path: Path) -> dict[str, list[dict[str, Any]]]:
     except (OSError, ValueError, KeyError):
         return {}
     return grouped
+
+
+def _weights_id(model: Any) -> str | None:
+    """Return the content-hash id of a local model option (memoised, cheap when warm), so a resumed
+    run notices weights retrained into the same folder; None for hub ids and systems without one."""
+    if not isinstance(model, (str, Path)) or not str(model).strip():
+        return None
+    try:
+        from models.fingerprint import weights_id
+        from models.source import parse_source
+
+        source = parse_source(str(model))
+        return None if source.kind == "hub" else weights_id(source)
+    except (UserError, ValueError, OSError):
+        return None
 
 
 def _inputs_unchanged(previous_spec: Mapping[str, Any]) -> bool:

@@ -76,3 +76,15 @@ def test_changed_seed_reruns(run_dir, monkeypatch, tmp_path):
 def test_missing_data_file_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="file not found"):
         run_system(SystemSpec("copy_last"), [TaskSpec("convai2_persona", data=tmp_path / "nope.txt")], tmp_path / "o")
+
+
+def test_weights_id_changes_when_weights_are_retrained_into_the_same_folder(tmp_path):
+    import harness.runner as runner
+
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "config.json").write_text('{"model_type": "gpt2", "n_layer": 1}')
+    first = runner._weights_id(str(model_dir))
+    (model_dir / "config.json").write_text('{"model_type": "gpt2", "n_layer": 2}')
+    assert first and runner._weights_id(str(model_dir)) != first
+    assert runner._weights_id(None) is None
