@@ -7,7 +7,7 @@ first reference as the assistant's reply to the same prompt, so perplexity (``pp
 ``ref_nll`` is the summed NLL in nats of the reference tokens plus the end token, ``ref_tokens`` that
 token count (the same convention as ``gpt2_dialogue``).
 
-The model is loaded at most once per process (``models.loader`` memoises loads; the runner builds one
+The model is loaded at most once per process (``harness.checkpoints.loader`` memoises loads; the runner builds one
 system per task) and not at all when every answer is already in the generation cache.
 """
 from __future__ import annotations
@@ -61,9 +61,9 @@ class ZeroShotLMSystem(System):
 
     def __init__(self, task: Any, **options: Any) -> None:
         super().__init__(task, **options)
-        from harness.cache import GenerationCache, default_cache_path
+        from harness.generation.cache import GenerationCache, default_cache_path
         from harness.generation import GenerationConfig, Generator
-        from models.source import parse_source
+        from harness.checkpoints.source import parse_source
 
         self.model_spec = str(options.get("model") or DEFAULT_MODEL)
         parse_source(self.model_spec)  # a bad path fails now, before anything is loaded

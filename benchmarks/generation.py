@@ -62,7 +62,7 @@ def synthetic_personachat(path: Path, dialogues: int = 12, turns: int = 7) -> Pa
 
 def build_prompts(data: Path, n: int):
     """Return the task and the first ``n`` examples' chat prompts (the `dialbench eval --limit n` workload)."""
-    from tasks import TASKS
+    from harness.plugins import TASKS
 
     task = TASKS.get("convai2_persona")()
     examples = task.build_examples(task.load(data))[:n]
@@ -158,7 +158,7 @@ def main() -> None:
     import torch
 
     from harness.generation import GenerationConfig, Generator
-    from models.loader import load_model
+    from harness.checkpoints.loader import load_model
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -42,7 +42,7 @@ def data_file(tmp: Path) -> tuple[Path, str]:
 def bench_tiny(data: Path, out: Path, steps: int, threads: int) -> dict:
     """Train the gpt2_dialogue tiny preset for ``steps`` steps; return its throughput."""
     from training.run import train
-    from training.recipes.base import TrainingData
+    from training.recipe import TrainingData
 
     summary = train("gpt2_dialogue", TrainingData(train={"convai2_persona": data}), out / "tiny", preset="tiny",
                     max_steps=steps, overrides={"eval_steps": steps * 10, "logging_steps": steps, "cpu_threads": threads},
@@ -53,7 +53,7 @@ def bench_tiny(data: Path, out: Path, steps: int, threads: int) -> dict:
 
 def lora_rows(tokenizer, data: Path, max_len: int) -> list[dict]:
     """Return SFT rows: the dialogue so far (masked) + the bot reply and eos (trained)."""
-    from tasks import TASKS
+    from harness.plugins import TASKS
     from training.collate import encode_segments
 
     task = TASKS.get("convai2_persona")()
@@ -72,13 +72,13 @@ def bench_lora(data: Path, out: Path, steps: int, batch: int, max_len: int, thre
     """Train LoRA on SmolLM2-135M for ``steps`` steps; return its throughput."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from models.loader import local_folder
-    from models.source import parse_source
+    from harness.checkpoints.loader import local_folder
+    from harness.checkpoints.source import parse_source
     from training import engine
     from training.adapters import AdapterSpec, apply_adapter
     from training.collate import PaddingCollator
     from training.config import TrainConfig
-    from training.recipes.base import TrainingJob
+    from training.recipe import TrainingJob
     from training.run import execute
 
     started = time.time()

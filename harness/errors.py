@@ -34,3 +34,9 @@ def unknown_name(kind: str, name: str, choices: Iterable[str]) -> UserError:
     close = difflib.get_close_matches(name, choices, n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     return UserError(f"unknown {kind} '{name}'{hint}; valid choices: {', '.join(choices)}")
+
+
+def first_line(err: BaseException) -> str:
+    """Return the first non-empty line of an exception's message (library errors run to pages)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return (lines[0] if lines else type(err).__name__)[:300]

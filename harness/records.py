@@ -7,14 +7,13 @@ stage produced (the runner hashes them for caching and provenance).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 USER = "user"
 """Canonical role of the human side (ESConv seeker, ConvAI2 partner, MemoryBank user, sp1)."""
 BOT = "bot"
 """Canonical role of the system side (ESConv supporter, ConvAI2 self, AI companion, sp2)."""
-ROLES = (USER, BOT)
 
 
 @dataclass(frozen=True)
@@ -105,10 +104,6 @@ class Example:
     meta: Mapping[str, Any] = field(default_factory=dict)
     source: SourceRef | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        """Return a JSON-serialisable dict (used in samples.jsonl and cache keys)."""
-        return asdict(self)
-
 
 @dataclass(frozen=True)
 class Response:
@@ -126,7 +121,3 @@ class Response:
     ref_nll: float | None = None
     ref_tokens: int | None = None
     meta: Mapping[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        """Return a JSON-serialisable dict."""
-        return asdict(self)

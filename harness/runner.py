@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from baselines import SYSTEMS
+from harness.plugins import SYSTEMS
 from harness.errors import UserError
 from harness.jsonio import write_json, write_jsonl
 from harness.provenance import environment, file_sha256, seed_everything
 from harness.records import Example, Response
 from harness.system import System
 from harness.task import Task
-from tasks import TASKS
+from harness.plugins import TASKS
 
 log = logging.getLogger("dialbench.runner")
 
@@ -68,10 +68,11 @@ class TaskOutcome:
 def resolve_data(task: Task, spec: TaskSpec) -> tuple[Path, Path | None]:
     """Return (test data path, training data path or None), defaulting to the bundled samples."""
     test_path = Path(spec.data) if spec.data is not None else task.sample_path("test")
+    assert test_path is not None
     if spec.train_data is not None:
         train_path: Path | None = Path(spec.train_data)
     elif spec.data is None:
-        train_path = task.sample_path("train")
+        train_path = task.sample_path("train", required=False)
     else:
         train_path = None
     for path in (test_path, train_path):
@@ -248,8 +249,8 @@ def _weights_id(model: Any) -> str | None:
     if not isinstance(model, (str, Path)) or not str(model).strip():
         return None
     try:
-        from models.fingerprint import weights_id
-        from models.source import parse_source
+        from harness.checkpoints.fingerprint import weights_id
+        from harness.checkpoints.source import parse_source
 
         source = parse_source(str(model))
         return None if source.kind == "hub" else weights_id(source)

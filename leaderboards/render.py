@@ -70,7 +70,7 @@ def read_run(run_dir: str | Path) -> list[RunRow]:
 
 
 def _task_order(rows: Sequence[RunRow]) -> list[str]:
-    from tasks import TASKS
+    from harness.plugins import TASKS
 
     seen = list(dict.fromkeys(r.task for r in rows))
     registered = [t for t in TASKS.names() if t in seen]

@@ -6,11 +6,11 @@ from typing import Sequence
 
 from harness.records import BOT, Dialogue, Example
 from harness.task import ChatMessage
-from tasks.base import DatasetTask, Option
+from harness.task import Option, Task
 from tasks.formats import parlai
 
 
-class ConvAI2PersonaTask(DatasetTask):
+class ConvAI2PersonaTask(Task):
     """Respond as the persona owner (SPT ``dataset_helper.read_personachat_split``, systems.md §2.1).
 
     Rule: one example per dialogue line ``N partner\\tself``: the bot's persona sentences

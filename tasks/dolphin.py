@@ -13,13 +13,13 @@ from typing import Any, ClassVar, Sequence
 
 from harness.records import BOT, Dialogue, Example, Response, Turn
 from harness.task import ChatMessage
-from tasks.base import DatasetTask, Option
+from harness.task import Option, Task
 from tasks.formats import dolphin
 
 ROW_FORMATS = ("sft", "dpo")
 
 
-class DolphinTask(DatasetTask):
+class DolphinTask(Task):
     """Shared loading, SFT/DPO row handling and output clean-up of the three Dolphin tasks."""
 
     kind: ClassVar[str] = ""

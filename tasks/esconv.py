@@ -7,11 +7,11 @@ from typing import Sequence
 
 from harness.records import BOT, Dialogue, Example, Response, Turn
 from harness.task import ChatMessage
-from tasks.base import DatasetTask, Option
+from harness.task import Option, Task
 from tasks.formats import esconv
 
 
-class ESConvStrategyTask(DatasetTask):
+class ESConvStrategyTask(Task):
     """Predict the supporter's strategy and response on ESConv (MAGIC's example rules, systems.md §6.1).
 
     Protocol ``default`` (MAGIC train/valid rule, ``data/add_memory_motivation.py``): one example per

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 from harness.errors import UserError
 from harness.records import Dialogue, Example, MemoryItem, Response
 from harness.task import ChatMessage
-from tasks.base import DatasetTask, Option
+from harness.task import Option, Task
 from tasks.formats import memorybank, strict
 
 WORD = re.compile(r"[a-z0-9]+")
@@ -24,7 +24,7 @@ def _keys(text: str, language: str) -> set[str]:
     return {w for w in WORD.findall(text.lower()) if len(w) > 2}
 
 
-class MemoryBankProbeTask(DatasetTask):
+class MemoryBankProbeTask(Task):
     """Answer probing questions from a user's long-term memory (MemoryBank evaluation, systems.md §3.4).
 
     Rule: one example per probing question (``memory_bank_X.json`` + ``probing_questions_X.jsonl``;

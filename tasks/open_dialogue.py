@@ -7,11 +7,11 @@ from typing import Sequence
 from harness.errors import UserError
 from harness.records import BOT, Dialogue, Example
 from harness.task import ChatMessage
-from tasks.base import DatasetTask, Option
+from harness.task import Option, Task
 from tasks.formats import open_domain
 
 
-class OpenDialogueTask(DatasetTask):
+class OpenDialogueTask(Task):
     """Continue an open-domain conversation (devjwsong GPT-2 dialogue generation, systems.md §4.2).
 
     Utterances alternate by position, sp1 at even and sp2 at odd indices. Rule (the baseline's

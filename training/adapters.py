@@ -7,7 +7,7 @@ to the adapter (``DIR/base``) because such a base exists nowhere else.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from harness.errors import UserError
@@ -33,10 +33,6 @@ class AdapterSpec:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise UserError(f"unknown adapter kind '{self.kind}'; valid choices: {', '.join(KINDS)}")
-
-    def to_json(self) -> dict[str, Any]:
-        """Return a JSON-serialisable dict."""
-        return asdict(self)
 
 
 def apply_adapter(model: Any, spec: AdapterSpec) -> Any:

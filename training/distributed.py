@@ -61,7 +61,7 @@ def prepare_environment() -> bool:
     accelerator). The comm extension DeepSpeed compiles on first use (~30 s on CPU) is kept in a
     cached TORCH_EXTENSIONS_DIR so later runs skip the compile.
     """
-    from harness.cache import cache_root
+    from harness.cachedir import cache_root
 
     os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(cache_root() / "torch_extensions"))
     if "WORLD_SIZE" in os.environ and "RANK" in os.environ:

@@ -16,7 +16,7 @@ from typing import Any
 
 from harness.errors import UserError
 from training.config import TrainConfig
-from training.recipes.base import TrainingJob
+from training.recipe import TrainingJob
 
 CHECKPOINTS = "checkpoints"
 """Sub-folder of the output directory holding resumable Trainer checkpoints."""

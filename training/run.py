@@ -19,7 +19,7 @@ from harness.jsonio import write_json
 from training import distributed, engine
 from training.adapters import is_adapter
 from training.config import Preset
-from training.recipes.base import Recipe, TrainingData, TrainingJob
+from training.recipe import Recipe, TrainingData, TrainingJob
 
 META_FILE = "dialbench_training.json"
 BASE_DIR = "base"
@@ -28,8 +28,8 @@ BASE_DIR = "base"
 
 def get_recipe(system: str) -> Recipe:
     """Return the training recipe of ``system``; systems without one are listed in the error."""
-    from baselines import SYSTEMS
-    from training.recipes import RECIPES
+    from harness.plugins import SYSTEMS
+    from harness.plugins import RECIPES
 
     if system not in RECIPES:
         if system in SYSTEMS:

@@ -32,7 +32,7 @@ def inspect_data(task_name: str, path: Path, protocol: str | None = None, fmt: s
                  options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Return the counts of ``path`` read and cut by ``task_name`` (raises UserError/DataError)."""
     from harness.errors import UserError
-    from tasks import TASKS
+    from harness.plugins import TASKS
 
     task = TASKS.get(task_name)(protocol=protocol, **(options or {}))
     if not Path(path).exists():

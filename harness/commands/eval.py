@@ -5,7 +5,7 @@
                    [--output DIR] [--seed N] [--no-cache] [--trust-remote-code] [--max-new-tokens N]
                    [--set KEY=VALUE ...]
 
-SOURCE is anything ``models.source`` accepts (a folder, a .gguf file, an adapter, a DeepSpeed
+SOURCE is anything ``harness.checkpoints.source`` accepts (a folder, a .gguf file, an adapter, a DeepSpeed
 checkpoint, a hub id when online, ``embedded:smollm2-135m-instruct``). The default system is
 ``zero_shot_lm``, the task's prompt-based system. Generations are cached (``$DIALBENCH_CACHE`` or
 ``~/.cache/dialbench/generations.sqlite``), so re-running the same command regenerates nothing and a
@@ -103,12 +103,12 @@ def weights_changed(output: Path, weights: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from baselines import SYSTEMS
+    from harness.plugins import SYSTEMS
     from harness.runner import SystemSpec, TaskSpec, run_system
     from leaderboards.render import render_table
-    from models.fingerprint import weights_id
-    from models.source import parse_source
-    from tasks import TASKS
+    from harness.checkpoints.fingerprint import weights_id
+    from harness.checkpoints.source import parse_source
+    from harness.plugins import TASKS
 
     task_names = comma_list(args.tasks)
     if not task_names:

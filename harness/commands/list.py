@@ -22,11 +22,11 @@ def _describe(registry, name: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     if args.kind == "tasks":
-        from tasks import TASKS as registry
+        from harness.plugins import TASKS as registry
     elif args.kind == "systems":
-        from baselines import SYSTEMS as registry
+        from harness.plugins import SYSTEMS as registry
     else:
-        from harness.metrics import PROFILES as registry  # a Registry like TASKS and SYSTEMS
+        from harness.plugins import PROFILES as registry  # a Registry like TASKS and SYSTEMS
     names = registry.names()
     width = max(map(len, names), default=0)
     for name in names:

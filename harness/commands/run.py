@@ -51,11 +51,11 @@ def scoped_options(values: list[str] | None, flag: str, kind: str, names: list[s
 
 
 def run(args: argparse.Namespace) -> int:
-    from baselines import SYSTEMS
+    from harness.plugins import SYSTEMS
     from harness.runner import SystemSpec, TaskSpec, run_system
     from leaderboards.render import render_table
     from harness.jsonio import write_atomic
-    from tasks import TASKS
+    from harness.plugins import TASKS
 
     task_names = comma_list(args.tasks) or TASKS.names()
     for name in task_names:

@@ -32,8 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Train and print a one-line JSON summary; user errors exit 2 via the CLI."""
     from harness.cliargs import assignments, task_paths, typed
-    from tasks import TASKS
-    from training.recipes.base import TrainingData
+    from harness.plugins import TASKS
+    from training.recipe import TrainingData
     from training.run import get_recipe, train
 
     get_recipe(args.system)  # unknown or untrainable system fails before any data is read

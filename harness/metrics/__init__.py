@@ -7,13 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.registry import Registry
-
-PROFILES: Registry = Registry("metric profile")
-for _name, _attr in (("nlgeval", "NLGEVAL"), ("nlgeval_magic", "NLGEVAL_MAGIC"), ("spt", "SPT"),
-                     ("parlai", "PARLAI"), ("memorybank", "MEMORYBANK"), ("dolphin", "DOLPHIN"), ("basic", "BASIC")):
-    PROFILES.add_lazy(_name, f"harness.metrics.profiles:{_attr}")
-
+from harness.plugins import PROFILES
 
 def profile_names() -> list[str]:
     """Return the registered profile names."""

@@ -54,12 +54,6 @@ class ScoreReport:
         """Return the corpus values in the unit of the papers' tables (e.g. x100 for nlgeval)."""
         return {k: v * self.table_scale.get(k, 1.0) for k, v in self.corpus.items()}
 
-    def to_json(self) -> dict[str, Any]:
-        """Return a JSON-serialisable summary (no per-example values)."""
-        return {"profile": self.profile, "language": self.language, "corpus": self.corpus,
-                "intervals": {k: list(v) for k, v in self.intervals.items()}, "signature": self.signature,
-                "not_applicable": self.not_applicable}
-
 
 @dataclass
 class Profile:

@@ -7,7 +7,7 @@ import pytest
 
 from harness.errors import UserError
 from harness.runner import SystemSpec, TaskSpec, run_system
-from tasks import TASKS
+from harness.plugins import TASKS
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ import sqlite3
 
 import pytest
 
-import harness.batched as batched
-from harness.cache import GenerationCache, make_key
+import harness.generation.batching as batched
+from harness.generation.cache import GenerationCache, make_key
 from harness.generation import GenerationConfig, Generator
 from tiny_lm import chat_prompts
 
@@ -91,7 +91,7 @@ def test_interrupted_run_resumes_whole_batches_and_ends_identical(tiny_llama, tm
 def test_fingerprint_separates_weights_and_dtype(tiny_llama_dir, tmp_path):
     import shutil
 
-    from models.loader import model_fingerprint
+    from harness.checkpoints.loader import model_fingerprint
 
     copy = tmp_path / "copy"
     shutil.copytree(tiny_llama_dir, copy)

@@ -44,7 +44,7 @@ def test_greedy_identical_at_batch_1_and_16_and_to_one_prompt_per_call(tiny_llam
 
 def test_near_tie_rows_are_rerun_alone(flat_llama_dir):
     """At 0.02 init every step is a near-tie: the re-check must run and keep batch-1 outputs."""
-    from models.loader import load_model
+    from harness.checkpoints.loader import load_model
 
     flat = load_model(str(flat_llama_dir), dtype="float32", device="cpu")
     prompts = chat_prompts(8)
@@ -96,7 +96,7 @@ def test_beam_search_and_repetition_penalty_batch_invariant(tiny_llama):
 
 def test_repetition_penalty_skips_left_padding():
     """transformers' processor would penalise the pad id (= eos here) in padded rows only."""
-    from harness.decoding import RowControl
+    from harness.generation.decoding import RowControl
 
     scores = torch.tensor([[2.0, 2.0, -1.0, 1.0], [2.0, 2.0, -1.0, 1.0]])
     ids = torch.tensor([[0, 0, 3], [1, 2, 3]])  # row 0: two pads (id 0) then token 3
@@ -125,7 +125,7 @@ def test_loglikelihood_matches_direct_computation(tiny_llama):
 
 
 def test_encoder_decoder_generation_and_scoring(tiny_t5_dir):
-    from models.loader import load_model
+    from harness.checkpoints.loader import load_model
 
     t5 = load_model(str(tiny_t5_dir), dtype="float32", device="cpu")
     assert t5.kind == "seq2seq"
@@ -150,7 +150,7 @@ def test_generation_config_rejects_bad_settings():
 def test_encoder_only_model_is_refused(tmp_path):
     from transformers import BertConfig, BertModel
 
-    from models.loader import load_model
+    from harness.checkpoints.loader import load_model
     from tiny_lm import tiny_tokenizer
 
     tokenizer = tiny_tokenizer()

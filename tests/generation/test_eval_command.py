@@ -155,8 +155,8 @@ def test_embedded_smollm2_eval_and_batch_invariance(tmp_path, monkeypatch, capsy
     """The README command on the real model (bundled sample), and greedy batch 1 == 16 on SmolLM2."""
     monkeypatch.delenv("DIALBENCH_CACHE")  # reuse the user's converted SmolLM2 instead of converting again
     from harness.generation import GenerationConfig, Generator
-    from models.loader import load_model
-    from tasks import TASKS
+    from harness.checkpoints.loader import load_model
+    from harness.plugins import TASKS
 
     args = ["eval", "--model", "embedded:smollm2-135m-instruct", "--tasks", "convai2_persona", "--limit", "4",
             "--max-new-tokens", "16", "--output", str(tmp_path / "run"), "--no-cache"]

@@ -121,8 +121,8 @@ def tiny_t5_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_llama(tiny_llama_dir: Path):
-    """The tiny Llama loaded through models.loader (float32, CPU)."""
-    from models.loader import load_model
+    """The tiny Llama loaded through harness.checkpoints.loader (float32, CPU)."""
+    from harness.checkpoints.loader import load_model
 
     return load_model(str(tiny_llama_dir), dtype="float32", device="cpu")
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from harness.commands.data import inspect_data
-from tasks import TASKS
+from harness.plugins import TASKS
 
 
 def test_esconv_valid_counts(shared_data):

@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from tasks import TASKS, samples_dir
+from harness.plugins import TASKS
+from tasks import samples_dir
 
 FORMATS = samples_dir() / "formats"
 

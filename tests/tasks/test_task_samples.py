@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from harness.records import Example
-from tasks import TASKS, samples_dir
+from harness.plugins import TASKS
+from tasks import samples_dir
 
 ALL_TASKS = TASKS.names()
 

@@ -7,13 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from baselines.gpt2_dialogue import DialogueFormat, GPT2DialogueSystem, training_windows
+from models.gpt2_dialogue.format import DialogueFormat, training_windows
+from models.gpt2_dialogue.system import GPT2DialogueSystem
 from harness.errors import UserError
 from harness.records import BOT, USER, Example, Turn
-from tasks import TASKS
+from harness.plugins import TASKS
 from training.collate import IGNORE_INDEX
 from training.run import train
-from training.recipes.base import TrainingData
+from training.recipe import TrainingData
 from training_helpers import one_thread, small_preset
 
 FMT = DialogueFormat(bos=1, eos=0, sp1=2, sp2=3)
@@ -135,7 +136,7 @@ def test_system_options_are_checked(checkpoint: Path, tmp_path: Path) -> None:
 
 
 def test_format_accepts_a_tokenizer_whose_unk_is_eos_and_refuses_one_without_speakers(text_corpus) -> None:
-    from baselines.gpt2_dialogue import add_dialogue_tokens
+    from models.gpt2_dialogue.format import add_dialogue_tokens
     from training.tokenizer import EOS, train_bpe_tokenizer
 
     tokenizer = train_bpe_tokenizer(text_corpus, vocab_size=300)

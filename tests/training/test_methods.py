@@ -12,7 +12,7 @@ from training import engine
 from training.adapters import AdapterSpec, apply_adapter, load_adapter_model
 from training.collate import PaddingCollator, encode_pair, encode_segments
 from training.config import TrainConfig
-from training.recipes.base import TrainingJob
+from training.recipe import TrainingJob
 from training.run import BASE_DIR, execute
 from training.tokenizer import train_bpe_tokenizer
 from training_helpers import tiny_llama

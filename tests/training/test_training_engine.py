@@ -11,7 +11,7 @@ import torch
 from harness.errors import UserError
 from training import engine
 from training.collate import IGNORE_INDEX, PaddingCollator, encode_segments
-from training.recipes.base import TrainingData, split_head
+from training.recipe import TrainingData, split_head
 from training.run import META_FILE, execute, get_recipe, train
 from training_helpers import small_preset
 

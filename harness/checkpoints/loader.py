@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UserError
-from models.convert import deepspeed_folder, first_line, gguf_folder, hub_snapshot, model_class
-from models.fingerprint import fingerprint
-from models.source import ModelSource, parse_source
+from harness.checkpoints.convert import deepspeed_folder, gguf_folder, model_class
+from harness.checkpoints.hub import hub_snapshot
+from harness.errors import first_line
+from harness.checkpoints.fingerprint import fingerprint
+from harness.checkpoints.source import ModelSource, parse_source
 
 DTYPES = ("float32", "bfloat16", "float16")
 KINDS = ("causal", "seq2seq", "encoder")

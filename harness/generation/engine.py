@@ -5,7 +5,7 @@ requests, answer cached ones from the SQLite cache without touching the model (w
 even loaded), plan the rest into batches and store each batch's answers as soon as it finishes.
 
 Batches are planned over the *whole* request list in a fixed order (by token ids, so prompts cut
-from one dialogue share a batch and their common prefix is computed once, see ``harness.prefix``;
+from one dialogue share a batch and their common prefix is computed once, see ``harness.generation.prefix``;
 longest first for models that cannot share prefixes) before looking at the cache, so a resumed run
 recomputes exactly the batches an uninterrupted run would have (a batch is stored in one
 transaction: after ``kill -9`` it is either fully cached or not at all), and ends with bit-identical
@@ -34,81 +34,16 @@ import os
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
-from typing import Any, Callable, Mapping, Sequence, Union
+from typing import Any, Callable, Sequence
 
-from harness.cache import GenerationCache, make_key
+from harness.generation.cache import GenerationCache, make_key
+from harness.generation.config import ENGINE_VERSION, GenerationConfig, Prompt, TIE_MARGINS, plain_chat
 from harness.errors import UserError
-
-ENGINE_VERSION = 1
-"""Bump when a change to the engine can change outputs: old cache entries then stop matching."""
-
-Prompt = Union[str, Sequence[Mapping[str, str]]]
-"""A plain text prompt, or chat messages rendered with the tokenizer's chat template."""
-
-TIE_MARGINS = {"float32": 5e-4, "float64": 1e-6, "bfloat16": 0.0, "float16": 0.0}
-"""Default near-tie thresholds; half precision noise is too large for re-checks to be cheap."""
-
-
-@dataclass(frozen=True)
-class GenerationConfig:
-    """Decoding settings; everything here is part of the cache key (sampling ones only when sampling)."""
-
-    max_new_tokens: int = 64
-    do_sample: bool = False
-    num_beams: int = 1
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 0
-    repetition_penalty: float = 1.0
-    stop: tuple[str, ...] = ()
-    seed: int | None = None
-
-    def __post_init__(self) -> None:
-        problems = []
-        if self.max_new_tokens < 1:
-            problems.append(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
-        if self.num_beams < 1:
-            problems.append(f"num_beams must be >= 1, got {self.num_beams}")
-        if self.do_sample and self.num_beams > 1:
-            problems.append("beam search with sampling is not supported; choose one")
-        if self.temperature <= 0:
-            problems.append(f"temperature must be > 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            problems.append(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.top_k < 0 or self.repetition_penalty <= 0:
-            problems.append("top_k must be >= 0 and repetition_penalty > 0")
-        if any(not s for s in self.stop):
-            problems.append("stop strings must not be empty")
-        if problems:
-            raise UserError("generation config: " + "; ".join(problems))
-
-    @property
-    def cacheable(self) -> bool:
-        """Return False for unseeded sampling, whose outputs must not be replayed."""
-        return not self.do_sample or self.seed is not None
-
-    def key(self) -> dict[str, Any]:
-        """Return the normalised settings that can change an output (cache-key part)."""
-        data = asdict(self)
-        data["stop"] = list(self.stop)
-        if not self.do_sample:
-            for name in ("temperature", "top_p", "top_k", "seed"):
-                data.pop(name)
-        data["engine"] = ENGINE_VERSION
-        return data
-
-
-def plain_chat(messages: Sequence[Mapping[str, str]]) -> str:
-    """Render chat messages for a tokenizer without a chat template ("Role: content" blocks)."""
-    lines = [f"{m['role'].capitalize()}: {m['content']}" for m in messages]
-    return "\n\n".join(lines) + "\n\nAssistant:"
-
 
 class Generator:
     """Batched generation and scoring for one model; see the module docstring.
 
-    Give either ``model`` and ``tokenizer`` or a ``loader`` returning a ``models.loader.LoadedModel``
+    Give either ``model`` and ``tokenizer`` or a ``loader`` returning a ``harness.checkpoints.loader.LoadedModel``
     (called only when something is not cached). ``batch_size`` is an int or "auto": on CPU, up to 64
     rows within a memory budget; on CUDA, a memory-based size that halves on out-of-memory.
     """
@@ -135,7 +70,7 @@ class Generator:
     def from_source(cls, spec: str, *, dtype: str = "auto", device: str = "auto", trust_remote_code: bool = False,
                     **kwargs: Any) -> "Generator":
         """Return a Generator for a model source that loads the model only on a cache miss."""
-        from models.loader import load_model, model_fingerprint, resolve_device, resolve_dtype
+        from harness.checkpoints.loader import load_model, model_fingerprint, resolve_device, resolve_dtype
 
         resolved_device = resolve_device(device)
         resolved_dtype = resolve_dtype(dtype, resolved_device)
@@ -288,7 +223,7 @@ class Generator:
     # --- public API ----------------------------------------------------------------------------
     def generate(self, prompts: Sequence[Prompt], cfg: GenerationConfig) -> list[str]:
         """Return one generated text per prompt (stop strings cut, whitespace stripped), in order."""
-        from harness.batched import generate_rows
+        from harness.generation.batching import generate_rows
 
         config_key = cfg.key()
         keys = [make_key("generate", self.fingerprint, config_key, _jsonable(p)) for p in prompts]
@@ -303,7 +238,7 @@ class Generator:
         Chat prompts end with the assistant header, so the continuation is scored as the assistant's
         reply; with ``add_eos`` the end token is scored too (counted in the token count).
         """
-        from harness.batched import score_rows
+        from harness.generation.batching import score_rows
 
         keys = [make_key("loglikelihood", self.fingerprint, {"engine": ENGINE_VERSION, "add_eos": add_eos},
                          [_jsonable(p), c]) for p, c in pairs]
@@ -328,12 +263,12 @@ class Generator:
         if missing:
             self._ensure_model()
             first = {k: i for i, k in reversed(list(enumerate(keys)))}
-            from harness.batched import encode_request
+            from harness.generation.batching import encode_request
 
             encoded = [encode_request(self, requests[first[k]], kind, add_eos) for k in unique]
             tokens = [e[0] + e[1] if kind == "loglikelihood" else e for e in encoded]
             widths = [len(t) + extra for t in tokens]
-            from harness.prefix import supports_prefix_cache
+            from harness.generation.prefix import supports_prefix_cache
 
             if share_prefixes and supports_prefix_cache(self):
                 order = sorted(range(len(unique)), key=lambda i: (tokens[i], i))

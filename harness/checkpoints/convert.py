@@ -24,10 +24,10 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from harness.cache import cache_root
-from harness.errors import UserError
-from models.fingerprint import content_hash
-from models.source import ModelSource, deepspeed_tag_dir
+from harness.cachedir import cache_root
+from harness.errors import UserError, first_line
+from harness.checkpoints.fingerprint import content_hash
+from harness.checkpoints.source import ModelSource, deepspeed_tag_dir
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
                    "vocab.json", "merges.txt", "vocab.txt", "spiece.model", "chat_template.jinja",
@@ -75,12 +75,6 @@ def check_gguf(path: Path) -> None:
         GGUFReader(path)
     except Exception as err:  # gguf raises ValueError, struct.error, IndexError... on corrupt input
         raise UserError(f"{path}: not a valid GGUF file ({type(err).__name__}: {first_line(err)})") from None
-
-
-def first_line(err: BaseException) -> str:
-    """Return the first non-empty line of an exception's message (library errors run to pages)."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return (lines[0] if lines else type(err).__name__)[:300]
 
 
 def gguf_folder(source: ModelSource) -> Path:
@@ -194,19 +188,6 @@ def model_class(config: Any) -> Any:
             not architectures or any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures)):
         return AutoModelForCausalLM
     return AutoModel
-
-
-def hub_snapshot(source: ModelSource) -> Path:
-    """Return the local snapshot folder of a hub model (downloading it when online)."""
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
-        raise UserError(f"{source.spec}: no such local path, and the hub is offline (HF_HUB_OFFLINE is set)")
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(source.name, revision=source.revision))
-    except Exception as err:  # network, 404, gated repo: all things the user must fix
-        raise UserError(f"{source.spec}: not a local path, and fetching it from the hub failed "
-                        f"({type(err).__name__}: {first_line(err)})") from None
 
 
 def _write_origin(folder: Path, source: ModelSource) -> None:

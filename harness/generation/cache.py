@@ -15,24 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from harness.cachedir import cache_root
 from harness.errors import UserError
-
-CACHE_ENV = "DIALBENCH_CACHE"
-"""Environment variable naming the cache folder (converted models, generation cache)."""
-
-
-def cache_root() -> Path:
-    """Return the dialbench cache folder: ``$DIALBENCH_CACHE`` or ``~/.cache/dialbench``."""
-    configured = os.environ.get(CACHE_ENV)
-    root = Path(configured).expanduser() if configured else Path.home() / ".cache" / "dialbench"
-    return root
-
 
 def default_cache_path() -> Path:
     """Return the generation cache file used when a run names none."""

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from harness.errors import UserError
-from models.source import parse_source
+from harness.checkpoints.source import parse_source
 
 
 def test_embedded_aliases_resolve_to_the_installed_wheels():

@@ -18,8 +18,9 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from harness.cache import cache_root
-from models.source import ModelSource, deepspeed_tag_dir
+from harness.cachedir import cache_root
+from harness.checkpoints.hub import hub_snapshot
+from harness.checkpoints.source import ModelSource, deepspeed_tag_dir
 
 MODEL_FILES = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.gguf", "*.json", "*.model", "*.txt",
                "*.jinja", "*.tiktoken")
@@ -98,8 +99,6 @@ def weights_id(source: ModelSource) -> str:
         merged = "+merge" if source.merge else ""
         return f"{weights_id(source.base)}+adapter={source.name}@sha256:{content_hash(source)[:16]}{merged}"
     if source.kind == "hub":
-        from models.convert import hub_snapshot
-
         return f"{source.name}@sha256:{files_hash(model_files(hub_snapshot(source)), hub_snapshot(source))[:16]}"
     prefix = {"gguf": "gguf", "deepspeed": "zero"}.get(source.kind, "sha256")
     return f"{source.name}@{prefix}:{content_hash(source)[:16]}"

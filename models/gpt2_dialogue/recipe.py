@@ -6,19 +6,19 @@ rest validate, unless a separate valid file is given. Text keeps the dataset's o
 re-casing): the paper's normalisation served its multi-source mix, while here generations and
 reference perplexities are scored against the task's references as written.
 Examples: one per bot (``<sp2>``) utterance with at least one utterance before it, in windows of
-at most 5 utterances, loss on the response and eos only (§4.2; ``baselines/gpt2_dialogue.py``).
+at most 5 utterances, loss on the response and eos only (§4.2; ``models/gpt2_dialogue/format.py``).
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Sequence
 
-from baselines.gpt2_dialogue import MAX_TURNS, SILENCE, DialogueFormat, add_dialogue_tokens, training_windows
+from models.gpt2_dialogue.format import MAX_TURNS, SILENCE, DialogueFormat, add_dialogue_tokens, training_windows
 from harness.errors import UserError
 from harness.records import Dialogue
 from training.collate import PaddingCollator, count_target_tokens
 from training.config import Preset, TrainConfig
-from training.recipes.base import Recipe, TrainingData, TrainingJob, load_dialogues, split_head
+from training.recipe import Recipe, TrainingData, TrainingJob, load_dialogues, split_head
 from training.tokenizer import train_bpe_tokenizer
 
 PRESETS = {

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from harness.errors import UserError
-from models.loader import clear_loaded, load_model
+from harness.checkpoints.loader import clear_loaded, load_model
 from tiny_lm import save_lora_adapter, save_tiny_llama
 
 REPO = Path(__file__).resolve().parents[2]

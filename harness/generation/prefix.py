@@ -16,6 +16,7 @@ greedy outputs equal to one-prompt-at-a-time outputs.
 """
 from __future__ import annotations
 
+import inspect
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -23,7 +24,7 @@ import torch
 
 from transformers.cache_utils import DynamicLayer
 
-from harness.decoding import RowControl
+from harness.generation.decoding import RowControl
 
 if TYPE_CHECKING:
     from harness.generation import GenerationConfig, Generator
@@ -39,6 +40,12 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
         if a[i] != b[i]:
             return i
     return n
+
+
+def forward_parameters(model: Any) -> set[str]:
+    """Return the keyword names the model's forward accepts (through a peft wrapper)."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return set(inspect.signature(inner.forward).parameters)
 
 
 def soft_prompted(model: Any) -> bool:
@@ -62,8 +69,6 @@ def supports_prefix_cache(gen: "Generator") -> bool:
         return bool(cached)
     from transformers import DynamicCache
     from transformers.cache_utils import DynamicLayer
-
-    from harness.batched import forward_parameters
 
     ok = False
     needed = {"position_ids", "past_key_values", "logits_to_keep"}

@@ -80,7 +80,7 @@ class Recipe(ABC):
 
 def load_dialogues(task_name: str, path: Path) -> list[Dialogue]:
     """Return the dialogues in ``path`` read by task ``task_name``'s own loader."""
-    from tasks import TASKS
+    from harness.plugins import TASKS
 
     return TASKS.get(task_name)().load(Path(path))
 
