@@ -246,6 +246,8 @@ class Generator:
             if kind == "generate":
                 encoded: list[Any] = [encode_prompt(state, requests[first[k]]) for k in unique]
                 rows = encoded
+                if any(not len(row) for row in rows):
+                    raise UserError("generate: a prompt has no tokens (an empty TokenPrompt, or text the tokenizer drops)")
             else:
                 encoded = [encode_pair(state, *requests[first[k]], add_eos) for k in unique]
                 rows = [full for _, full, _ in encoded]
