@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from harness.errors import UserError
+from harness.rundir import TaskResult, read_config, read_results
 from leaderboards.published import delta_row, load_published
 
 FORMATS = ("md", "csv", "latex", "json")
@@ -33,40 +34,18 @@ class RunRow:
     n_examples: int | None = None
     kind: str = "run"
     """"run" (ours), "published" or "delta"; only our rows footnote their empty cells."""
-
-
-def system_label(results: dict[str, Any], config: dict[str, Any]) -> str:
-    """Return a row label: the system name plus the model it ran, when it ran one."""
-    name = results.get("system") or config.get("system", {}).get("name", "?")
-    model = config.get("system", {}).get("options", {}).get("model")
-    return f"{name} ({model})" if model else name
+    result: TaskResult | None = field(default=None, repr=False)
+    """What results.json holds for our rows (profile, unit, data facts), None for the others."""
 
 
 def read_run(run_dir: str | Path) -> list[RunRow]:
     """Return the rows of one run directory; a missing or malformed results.json is a UserError."""
-    run_dir = Path(run_dir)
-    results_path = run_dir / "results.json"
-    if not results_path.exists():
-        raise UserError(f"{results_path}: file not found (is {run_dir} a dialbench run directory?)")
-    try:
-        results = json.loads(results_path.read_text(encoding="utf-8"))
-        config_path = run_dir / "config.json"
-        config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.exists() else {}
-    except ValueError as err:
-        raise UserError(f"{results_path}: not valid JSON ({err})") from None
-    if not isinstance(results.get("results"), dict):
-        raise UserError(f"{results_path}: results: missing object keyed by task id")
-    label = system_label(results, config)
-    rows = []
-    for task, metrics in results["results"].items():
-        rows.append(RunRow(
-            task=task, system=label, run_dir=str(run_dir), metrics=dict(metrics),
-            intervals=results.get("intervals", {}).get(task, {}),
-            not_applicable=results.get("not_applicable", {}).get(task, {}),
-            signature=results.get("signatures", {}).get(task, ""),
-            n_examples=results.get("n_examples", {}).get(task),
-        ))
-    return rows
+    results = read_results(run_dir)
+    config = read_config(run_dir)
+    label = config.label() if config else results.system
+    return [RunRow(task=task, system=label, run_dir=str(run_dir), metrics=dict(r.metrics), intervals=r.intervals,
+                   not_applicable=r.not_applicable, signature=r.signature, n_examples=r.n_examples, result=r)
+            for task, r in results.tasks.items()]
 
 
 def _task_order(rows: Sequence[RunRow]) -> list[str]:
@@ -136,17 +115,15 @@ def render_table(run_dirs: Sequence[str | Path], fmt: str = "md", *, raw: bool =
     elif not raw:
         rows = [_in_paper_units(r) for r in rows]
     if fmt == "json":
-        return json.dumps([row.__dict__ for row in rows], indent=2, ensure_ascii=False) + "\n"
+        return json.dumps([_row_json(row) for row in rows], indent=2, ensure_ascii=False) + "\n"
     if fmt == "csv":
         return _render_csv(rows)
     return _render_blocks(rows, fmt)
 
 
 def _in_paper_units(row: RunRow) -> RunRow:
-    from harness.metrics import table_scale
-
     def scaled(metric: str, value: float | None) -> float | None:
-        return None if value is None else value * table_scale(row.signature, metric)
+        return None if value is None or row.result is None else value * row.result.table_scale(metric)
 
     return replace(row, metrics={k: scaled(k, v) for k, v in row.metrics.items()},
                    intervals={k: [scaled(k, x) for x in v] for k, v in row.intervals.items()})
@@ -174,6 +151,13 @@ def _with_published(rows: Sequence[RunRow], delta_to: str | None, references: st
             source = entry.source + (f"; caveat: {entry.caveat}" if entry.caveat else "")
             out.append(RunRow(task=task, system=entry.label, run_dir=entry.source, metrics=dict(entry.metrics),
                               signature=f"profile:{entry.profile}|unit:percent|source:{source}", kind="published"))
+    return out
+
+
+def _row_json(row: RunRow) -> dict[str, Any]:
+    out = {k: v for k, v in row.__dict__.items() if k != "result"}
+    if row.result is not None:
+        out.update(profile=row.result.profile, unit=row.result.unit, warnings=list(row.result.warnings))
     return out
 
 
