@@ -34,6 +34,8 @@ class RunRow:
     n_examples: int | None = None
     kind: str = "run"
     """"run" (ours), "published" or "delta"; only our rows footnote their empty cells."""
+    notes: dict[str, str] = field(default_factory=dict)
+    """Footnotes attached to a shown value (the corpus sizes behind a Distinct-n delta)."""
     result: TaskResult | None = field(default=None, repr=False)
     """What results.json holds for our rows (profile, unit, data facts), None for the others."""
 
@@ -88,7 +90,8 @@ class _Footnotes:
 def _cell(row: RunRow, metric: str, notes: _Footnotes) -> str:
     if metric in row.metrics and row.metrics[metric] is not None:
         value = _format_value(row.metrics[metric])
-        return f"+{value}" if row.kind == "delta" and row.metrics[metric] > 0 else value
+        value = f"+{value}" if row.kind == "delta" and row.metrics[metric] > 0 else value
+        return value + (f" {notes.mark(row.notes[metric])}" if metric in row.notes else "")
     if row.kind != "run" and metric not in row.not_applicable:
         return "–"
     reason = row.not_applicable.get(metric) or f"{metric} not computed for {row.task}"
@@ -129,6 +132,26 @@ def _in_paper_units(row: RunRow) -> RunRow:
                    intervals={k: [scaled(k, x) for x in v] for k, v in row.intervals.items()})
 
 
+def _published_row(entry: Any, ours: Sequence[RunRow]) -> RunRow:
+    """Return a published row whose cells are kept only where one of our rows is comparable with it."""
+    from harness.comparability import Side, check_published, metric_reason
+
+    source = entry.source + (f"; caveat: {entry.caveat}" if entry.caveat else "")
+    shown: dict[str, float] = {}
+    hidden: dict[str, str] = {}
+    for metric, value in entry.metrics.items():
+        reasons = []
+        for row in (r for r in ours if r.result is not None):
+            verdict = check_published(Side.from_result(row.result, row.system), Side.from_published(entry))
+            reasons.append(verdict.explain() or metric_reason(metric, row.signature, entry.recipe))
+        if reasons and all(reasons):
+            hidden[metric] = f"{entry.system} [published] {reasons[0]}"
+        else:
+            shown[metric] = value
+    return RunRow(task=entry.task, system=entry.label, run_dir=entry.source, metrics=shown, not_applicable=hidden,
+                  signature=f"profile:{entry.profile}|unit:{entry.unit}|source:{source}", kind="published")
+
+
 def _with_published(rows: Sequence[RunRow], delta_to: str | None, references: str | Path | None) -> list[RunRow]:
     entries = load_published(references)
     if delta_to and not any(e.system == delta_to for e in entries):
@@ -137,20 +160,18 @@ def _with_published(rows: Sequence[RunRow], delta_to: str | None, references: st
     out: list[RunRow] = []
     tasks = list(dict.fromkeys(r.task for r in rows))
     for task in tasks:
-        for row in (r for r in rows if r.task == task):
-            row = _in_paper_units(row)
+        ours = [_in_paper_units(r) for r in rows if r.task == task]
+        for row in ours:
             out.append(row)
             target = next((e for e in entries if e.task == task and e.system == delta_to), None)
-            if target is None:
+            if target is None or row.result is None:
                 continue
-            deltas = delta_row(row.metrics, row.signature, target)
+            in_units = replace(row.result, metrics=row.metrics)
+            deltas, reasons, notes = delta_row(in_units, target, row.system)
             out.append(RunRow(task=task, system=f"Δ {row.system} − {target.system}", run_dir=row.run_dir,
-                              metrics={k: v for k, v in deltas.items() if not isinstance(v, str)},
-                              not_applicable={k: v for k, v in deltas.items() if isinstance(v, str)}, kind="delta"))
+                              metrics=deltas, not_applicable=reasons, notes=notes, kind="delta"))
         for entry in (e for e in entries if e.task == task):
-            source = entry.source + (f"; caveat: {entry.caveat}" if entry.caveat else "")
-            out.append(RunRow(task=task, system=entry.label, run_dir=entry.source, metrics=dict(entry.metrics),
-                              signature=f"profile:{entry.profile}|unit:percent|source:{source}", kind="published"))
+            out.append(_published_row(entry, ours))
     return out
 
 
