@@ -201,7 +201,7 @@ def run_system(system_spec: SystemSpec, task_specs: Sequence[TaskSpec], output_d
         "seed": seed,
         "system": {"name": system_spec.name, "options": {k: _jsonable(v) for k, v in system_spec.options.items()},
                    "weights": _weights_id(system_spec.options.get("model"))},
-        "tasks": [_spec_json(s) for s in task_specs],
+        "tasks": [spec_json(s) for s in task_specs],
         "environment": environment(),
         "task_runs": {},
     })
@@ -214,10 +214,10 @@ def run_system(system_spec: SystemSpec, task_specs: Sequence[TaskSpec], output_d
     results = RunResults(system=system_spec.name)
     samples: dict[str, list[SampleRow]] = {}
     for spec in task_specs:
-        spec_json = _spec_json(spec)
+        request = spec_json(spec)
         previous_run = previous_config.task_run(spec.name) if previous_config else {}
         done_before = (same_setup and previous_results is not None and spec.name in previous_results.tasks
-                       and previous_run.get("request") == spec_json and spec.name in previous_samples
+                       and previous_run.get("request") == request and spec.name in previous_samples
                        and _inputs_unchanged(previous_run.get("spec", {})))
         if done_before:
             log.info("task %s already finished in %s; keeping it", spec.name, output_dir)
@@ -228,7 +228,7 @@ def run_system(system_spec: SystemSpec, task_specs: Sequence[TaskSpec], output_d
         print(f"[dialbench] {system_spec.name} on {spec.name} ...", file=sys.stderr, flush=True)
         outcome = run_task(system_spec, spec)
         results.tasks[spec.name] = outcome.result
-        config.task_runs[spec.name] = {"request": spec_json, **outcome.provenance}
+        config.task_runs[spec.name] = {"request": request, **outcome.provenance}
         samples[spec.name] = outcome.samples
         # Record progress after every task: a killed run keeps what is finished.
         _write_run(output_dir, config, results, samples)
@@ -271,7 +271,7 @@ def _jsonable(value: Any) -> Any:
     return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
 
 
-def _spec_json(spec: TaskSpec) -> dict[str, Any]:
+def spec_json(spec: TaskSpec) -> dict[str, Any]:
     return {
         "name": spec.name, "data": str(spec.data) if spec.data else None,
         "train_data": str(spec.train_data) if spec.train_data else None,

@@ -98,6 +98,12 @@ def _cell(row: RunRow, metric: str, notes: _Footnotes) -> str:
     return notes.mark(f"{metric}: {reason}")
 
 
+def _label(row: RunRow, notes: _Footnotes) -> str:
+    """Return the row label, footnoted with the run's warnings (degenerate outputs)."""
+    warnings = row.result.warnings if row.result is not None else []
+    return " ".join([row.system, *(notes.mark(f"{row.system}: {w}") for w in warnings)])
+
+
 def render_table(run_dirs: Sequence[str | Path], fmt: str = "md", *, raw: bool = False,
                  published: bool = False, delta_to: str | None = None,
                  references: str | Path | None = None) -> str:
@@ -201,7 +207,7 @@ def _render_blocks(rows: Sequence[RunRow], fmt: str) -> str:
     for task in _task_order(rows):
         task_rows = [r for r in rows if r.task == task]
         columns = _metric_columns(task_rows)
-        body = [[r.system, *(_cell(r, c, notes) for c in columns), r.n_examples] for r in task_rows]
+        body = [[_label(r, notes), *(_cell(r, c, notes) for c in columns), r.n_examples] for r in task_rows]
         headers = ["system", *columns, "n"]
         signatures = sorted({r.signature for r in task_rows if r.signature})
         if fmt == "md":
