@@ -94,9 +94,19 @@ class ZeroShotLMSystem(System):
 
     def respond(self, examples: Sequence[Example]) -> list[Response]:
         """Return the task-parsed generations, with ref_nll/ref_tokens of the first reference."""
+        from harness.generation.cache import make_key
+
         prompts = [self.task.prompt(example) for example in examples]
         texts = self.generator.generate(prompts, self.config)
-        responses = [self.task.parse_output(example, text) for example, text in zip(examples, texts)]
+        config_key = self.config.key()
+        responses = []
+        for example, prompt, text in zip(examples, prompts, texts):
+            response = self.task.parse_output(example, text)
+            # What samples.jsonl shows: the messages sent, the raw generation and its cache key.
+            messages = [dict(m) for m in prompt]
+            responses.append(replace(response, meta={
+                **response.meta, "prompt": messages, "raw_output": text,
+                "generation_key": make_key("generate", self.generator.fingerprint, config_key, messages)}))
         if not self.score_references:
             return responses
         scored = [i for i, example in enumerate(examples) if example.references and example.references[0].strip()]

@@ -95,8 +95,12 @@ class SampleRow:
                 meta[key] = tuple(meta[key])
         example = Example(id=self.example_id, task=self.task, dialogue_id=self.dialogue_id, context=(),
                           references=tuple(self.references), label=self.label, meta=meta)
+        memory = self.inputs.get("memory")
+        excerpt = ({"excerpt": [item.get("id") for item in memory.get("items") or ()]}
+                   if isinstance(memory, dict) and str(memory.get("shown", "")).startswith("excerpt") else {})
         response = Response(example_id=self.example_id, text=self.output, label=self.predicted_label,
-                            retrieved=tuple(self.retrieved), ref_nll=self.ref_nll, ref_tokens=self.ref_tokens)
+                            retrieved=tuple(self.retrieved), ref_nll=self.ref_nll, ref_tokens=self.ref_tokens,
+                            meta=excerpt)
         return example, response
 
 
