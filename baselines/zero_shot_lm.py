@@ -12,6 +12,7 @@ system per task) and not at all when every answer is already in the generation c
 """
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -129,6 +130,14 @@ class ZeroShotLMSystem(System):
         loaded = getattr(self.generator, "loaded_info", None)
         if loaded:
             info["model"] = loaded
+        else:  # every answer came from the cache: describe the source without loading it
+            from harness.checkpoints.source import parse_source
+
+            source = parse_source(self.model_spec)
+            info["model"] = {"source": source.describe(), "dtype": self.generator.dtype}
+            quantisation = re.search(r"\.(I?Q\d\w*|F16|BF16)$", source.path.stem) if source.kind == "gguf" and source.path else None
+            if quantisation:
+                info["model"]["quantisation"] = f"{quantisation.group(1)} GGUF, de-quantised to {self.generator.dtype}"
         return info
 
     def close(self) -> None:

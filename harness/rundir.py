@@ -280,6 +280,18 @@ class RunConfig:
     def task_run(self, task: str) -> dict[str, Any]:
         return dict(self.task_runs.get(task) or {})
 
+    def model_caption(self) -> str | None:
+        """Return the model a run used as tables should name it, with its quantisation when it came
+        from a GGUF file (e.g. "SmolLM2-135M-Instruct (Q4_1 GGUF, de-quantised to float32)")."""
+        for run in self.task_runs.values():
+            model = (run.get("system") or {}).get("model")
+            if isinstance(model, dict) and model.get("quantisation"):
+                name = str((model.get("source") or {}).get("name") or "model")
+                quant = str(model["quantisation"]).split(" ")[0]
+                name = name[: -len(quant) - 1] if name.endswith("." + quant) else name
+                return f"{name} ({model['quantisation']})"
+        return None
+
     def label(self) -> str:
         """Return a row label: the system name plus the model it ran, when it ran one."""
         model = self.system_options.get("model")

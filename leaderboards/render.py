@@ -34,6 +34,8 @@ class RunRow:
     n_examples: int | None = None
     kind: str = "run"
     """"run" (ours), "published" or "delta"; only our rows footnote their empty cells."""
+    model: str | None = None
+    """The model the row's system ran, named with its quantisation (for the caption)."""
     notes: dict[str, str] = field(default_factory=dict)
     """Footnotes attached to a shown value (the corpus sizes behind a Distinct-n delta)."""
     result: TaskResult | None = field(default=None, repr=False)
@@ -45,8 +47,10 @@ def read_run(run_dir: str | Path) -> list[RunRow]:
     results = read_results(run_dir)
     config = read_config(run_dir)
     label = config.label() if config else results.system
+    caption = config.model_caption() if config else None
     return [RunRow(task=task, system=label, run_dir=str(run_dir), metrics=dict(r.metrics), intervals=r.intervals,
-                   not_applicable=r.not_applicable, signature=r.signature, n_examples=r.n_examples, result=r)
+                   not_applicable=r.not_applicable, signature=r.signature, n_examples=r.n_examples, result=r,
+                   model=caption)
             for task, r in results.tasks.items()]
 
 
@@ -210,12 +214,15 @@ def _render_blocks(rows: Sequence[RunRow], fmt: str) -> str:
         body = [[_label(r, notes), *(_cell(r, c, notes) for c in columns), r.n_examples] for r in task_rows]
         headers = ["system", *columns, "n"]
         signatures = sorted({r.signature for r in task_rows if r.signature})
+        models = [f"{r.system}: {r.model}" for r in task_rows if r.model]
+        align = ["left", *(["right"] * (len(headers) - 1))]  # numbers right-aligned, as in the papers' tables
         if fmt == "md":
-            block = [f"### {task}", "", tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)]
-            block += ["", *(f"<sub>signature: `{s}`</sub>" for s in signatures)]
+            block = [f"### {task}", "", tabulate(body, headers=headers, tablefmt="github", disable_numparse=True,
+                                                 colalign=align)]
+            block += ["", *(f"<sub>model: {m}</sub>" for m in models), *(f"<sub>signature: `{s}`</sub>" for s in signatures)]
         else:
-            block = [f"% {task}" + "".join(f"\n% signature: {s}" for s in signatures),
-                     tabulate(body, headers=headers, tablefmt="latex_booktabs", disable_numparse=True)]
+            block = [f"% {task}" + "".join(f"\n% model: {m}" for m in models) + "".join(f"\n% signature: {s}" for s in signatures),
+                     tabulate(body, headers=headers, tablefmt="latex_booktabs", disable_numparse=True, colalign=align)]
         blocks.append("\n".join(block))
     footer = notes.lines()
     if footer:
