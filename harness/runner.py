@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from harness.plugins import SYSTEMS
-from harness.errors import UserError
+from harness.errors import DataError, UserError
 from harness.provenance import environment, file_sha256, seed_everything
 from harness.records import Example, Response
 from harness.rundir import (RunConfig, RunResults, SampleRow, TaskResult, read_config, read_results_if_valid,
@@ -75,9 +75,22 @@ def resolve_data(task: Task, spec: TaskSpec) -> tuple[Path, Path | None]:
     return test_path, train_path
 
 
+def load_dialogues(task: Task, path: Path, fmt: str | None) -> list:
+    """Return the dialogues of ``path``; a file that does not parse names the formats the task reads,
+    since a bare "json: Extra data" does not tell the user they gave the wrong kind of file."""
+    try:
+        return task.load(path, fmt)
+    except DataError as err:
+        if err.field not in ("json", "format", "file"):
+            raise
+        expected = f"format '{fmt}'" if fmt else f"one of the formats it reads ({', '.join(task.formats)})"
+        raise DataError(err.path, err.line, err.field, f"{err.problem}: task '{task.name}' expected {expected}; "
+                        "see `dialbench list tasks`") from None
+
+
 def load_examples(task: Task, path: Path, fmt: str | None, limit: int | None = None) -> list[Example]:
     """Load ``path`` with the task's loader and cut examples, keeping the first ``limit``."""
-    examples = task.build_examples(task.load(path, fmt))
+    examples = task.build_examples(load_dialogues(task, path, fmt))
     if limit is not None:
         examples = examples[:limit]
     if not examples:
@@ -131,7 +144,7 @@ def run_task(system_spec: SystemSpec, spec: TaskSpec) -> TaskOutcome:
     task_cls = TASKS.get(spec.name)
     task = task_cls(protocol=spec.protocol, **dict(spec.options))
     test_path, train_path = resolve_data(task, spec)
-    dialogues = task.load(test_path, spec.fmt)
+    dialogues = load_dialogues(task, test_path, spec.fmt)
     examples = task.build_examples(dialogues)
     data_counts = {"dialogues": len(dialogues), "turns": sum(len(d.turns) for d in dialogues)}
     skipped = dict(getattr(task, "skipped", {}) or {})  # before the training data's build resets it
@@ -155,6 +168,10 @@ def run_task(system_spec: SystemSpec, spec: TaskSpec) -> TaskOutcome:
     if len(responses) != len(examples) or any(r.example_id != e.id for r, e in zip(responses, examples)):
         raise RuntimeError(f"system '{system.name}' returned responses out of order for task '{task.name}'")
     report = profile.score(examples, responses, language=task.language)
+    if not report.corpus:  # e.g. MemoryBank questions without their gold key: nothing can be scored
+        hint = f"; task option '{task.name}.gold' names the gold key file" if "gold" in task.option_specs else ""
+        raise UserError(f"{test_path}: no metric of profile '{profile.name}' can score task '{task.name}' "
+                        f"({'; '.join(sorted(set(report.not_applicable.values())))}){hint}")
     hypotheses = [profile.prepare_hypothesis(r.text) for r in responses]
     samples = [sample_row(task, e, r, s, h) for e, r, s, h in zip(examples, responses, report.per_example, hypotheses)]
     data_sha = file_sha256(test_path)
