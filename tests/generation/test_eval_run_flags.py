@@ -42,3 +42,14 @@ def test_two_runs_with_other_profiles_keep_both_results(tmp_path, capsys):
                       for d in tmp_path.iterdir() if (d / "results.json").exists())
     assert profiles == ["basic", "parlai"]
     assert all(d.name.startswith("copy_last-") for d in tmp_path.iterdir() if d.is_dir())
+
+
+def test_eval_summary_flags_degenerate_outputs(tiny_llama_dir, tmp_path, capsys):
+    args = ["eval", "--model", str(tiny_llama_dir), "--tasks", "esconv_strategy", "--profile", "esconv_strategy=basic",
+            "--max-new-tokens", "1", "--batch-size", "4", "--limit", "4", "--output", str(tmp_path / "run"),
+            "--cache", str(tmp_path / "gen.sqlite")]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    summary = [line for line in captured.err.splitlines() if line.startswith("[dialbench] wrote")][-1]
+    assert "WARNING esconv_strategy: degenerate outputs: 4 of 4 scored hypotheses" in summary
+    assert "degenerate outputs" in captured.out  # the table footnotes it too
