@@ -46,7 +46,7 @@ def test_sacrebleu_tokenized_period_warning_is_silenced(caplog):
     hyps = [f"line {i} ends with a period ." for i in range(120)]
     with caplog.at_level(logging.WARNING, logger="sacrebleu"):
         SacreBleu().statistics(Batch(hyps, [[h] for h in hyps]))
-    assert not any("tokenized period" in r.getMessage() for r in caplog.records)
+    assert not any("tokenized period" in r.getMessage() or "detokenize" in r.getMessage() for r in caplog.records)
 
 
 def test_list_shows_task_formats_protocols_options_and_system_options(capsys):
