@@ -12,6 +12,7 @@ system per task) and not at all when every answer is already in the generation c
 """
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -94,9 +95,19 @@ class ZeroShotLMSystem(System):
 
     def respond(self, examples: Sequence[Example]) -> list[Response]:
         """Return the task-parsed generations, with ref_nll/ref_tokens of the first reference."""
+        from harness.generation.cache import make_key
+
         prompts = [self.task.prompt(example) for example in examples]
         texts = self.generator.generate(prompts, self.config)
-        responses = [self.task.parse_output(example, text) for example, text in zip(examples, texts)]
+        config_key = self.config.key()
+        responses = []
+        for example, prompt, text in zip(examples, prompts, texts):
+            response = self.task.parse_output(example, text)
+            # What samples.jsonl shows: the messages sent, the raw generation and its cache key.
+            messages = [dict(m) for m in prompt]
+            responses.append(replace(response, meta={
+                **response.meta, "prompt": messages, "raw_output": text,
+                "generation_key": make_key("generate", self.generator.fingerprint, config_key, messages)}))
         if not self.score_references:
             return responses
         scored = [i for i, example in enumerate(examples) if example.references and example.references[0].strip()]
@@ -119,6 +130,14 @@ class ZeroShotLMSystem(System):
         loaded = getattr(self.generator, "loaded_info", None)
         if loaded:
             info["model"] = loaded
+        else:  # every answer came from the cache: describe the source without loading it
+            from harness.checkpoints.source import parse_source
+
+            source = parse_source(self.model_spec)
+            info["model"] = {"source": source.describe(), "dtype": self.generator.dtype}
+            quantisation = re.search(r"\.(I?Q\d\w*|F16|BF16)$", source.path.stem) if source.kind == "gguf" and source.path else None
+            if quantisation:
+                info["model"]["quantisation"] = f"{quantisation.group(1)} GGUF, de-quantised to {self.generator.dtype}"
         return info
 
     def close(self) -> None:

@@ -60,6 +60,9 @@ def strip_launcher_arguments(argv: list[str]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dialbench`` console script and ``python -m harness``."""
     argv = strip_launcher_arguments(list(sys.argv[1:] if argv is None else argv))
+    from harness.console import keep_stdout_for_results
+
+    keep_stdout_for_results()
     try:
         parser, module = build_parser(argv)
         args = parser.parse_args(argv)

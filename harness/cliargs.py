@@ -46,3 +46,82 @@ def typed(value: str) -> Any:
         except ValueError:
             pass
     return value
+
+
+# ---- the task flags `run` and `eval` share --------------------------------------------------------
+
+def add_task_arguments(parser: Any, *, tasks_required: bool = False) -> None:
+    """Add the flags that say which tasks run on which data and how they are scored.
+
+    ``run`` and ``eval`` both call this, so a flag means the same in both (MAGIC's test rule is
+    ``--protocol esconv_strategy=last`` in either).
+    """
+    parser.add_argument("--tasks", required=tasks_required,
+                        help="comma-separated task ids" + ("" if tasks_required else " (default: all)"))
+    parser.add_argument("--data", action="append", metavar="TASK=PATH", help="test data of a task (default: bundled sample)")
+    parser.add_argument("--train-data", action="append", metavar="TASK=PATH", help="training data of a task")
+    parser.add_argument("--data-format", action="append", dest="formats", metavar="TASK=FORMAT",
+                        help="input format of a task's data (default: detected; see `dialbench list tasks`)")
+    parser.add_argument("--protocol", action="append", metavar="TASK=PROTOCOL", help="example-building protocol of a task")
+    parser.add_argument("--profile", action="append", metavar="TASK=PROFILE", help="metric profile of a task")
+    parser.add_argument("--task-option", action="append", metavar="TASK.KEY=VALUE", dest="task_options",
+                        help="task option, e.g. esconv_strategy.expand_contractions=true")
+    parser.add_argument("--set", action="append", metavar="[SYSTEM.]KEY=VALUE", dest="system_options",
+                        help="system option, e.g. zero_shot_lm.num_beams=4; without 'SYSTEM.' it applies to every "
+                             "system of the run")
+    parser.add_argument("--limit", type=int, help="score only the first N examples of each task (a subset: "
+                        "no delta to published numbers is printed)")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def scoped_options(values: Iterable[str] | None, flag: str, kind: str, names: Sequence[str], *,
+                   unscoped: bool = False) -> dict[str, dict[str, Any]]:
+    """Return per-name options from ``NAME.KEY=VALUE`` strings (``--set``, ``--task-option``).
+
+    With ``unscoped``, a plain ``KEY=VALUE`` applies to every name.
+    """
+    options: dict[str, dict[str, Any]] = {name: {} for name in names}
+    for target, value in assignments(values, flag).items():
+        name, dot, key = target.partition(".")
+        if not dot and unscoped:
+            for scoped in options.values():
+                scoped[target] = typed(value)
+            continue
+        if name not in options or not key:
+            raise unknown_name(f"{kind} in {flag}", name, names)
+        options[name][key] = typed(value)
+    return options
+
+
+def task_specs(args: Any, task_names: Sequence[str], *, defaults: dict[str, dict[str, Any]] | None = None) -> list[Any]:
+    """Return one ``runner.TaskSpec`` per task from the shared task flags; names are checked first."""
+    from harness.plugins import TASKS
+    from harness.runner import TaskSpec
+
+    known = TASKS.names()
+    if getattr(args, "limit", None) is not None and args.limit < 1:
+        raise UserError(f"--limit must be at least 1, got {args.limit}")
+    data = task_paths(args.data, "--data", known)
+    train = task_paths(args.train_data, "--train-data", known)
+    per_task = {flag: assignments(values, flag) for flag, values in
+                (("--protocol", args.protocol), ("--profile", args.profile), ("--data-format", args.formats))}
+    for flag, mapping in [("--data", data), ("--train-data", train), *per_task.items()]:
+        stray = sorted(set(mapping) - set(task_names))
+        if stray:
+            raise UserError(f"{flag} names task(s) {', '.join(stray)} that are not in --tasks")
+    options = scoped_options(args.task_options, "--task-option", "task", list(task_names))
+    for name, extra in (defaults or {}).items():
+        if name in options:
+            options[name] = {**extra, **options[name]}
+    return [TaskSpec(name=t, data=data.get(t), train_data=train.get(t), protocol=per_task["--protocol"].get(t),
+                     limit=args.limit, fmt=per_task["--data-format"].get(t), profile=per_task["--profile"].get(t),
+                     options=options[t]) for t in task_names]
+
+
+def settings_digest(settings: Any) -> str:
+    """Return a short digest of a run's settings: the run directory name, so other settings never
+    overwrite an earlier run."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:10]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from harness.errors import UserError
+from harness.rundir import TaskResult, read_config, read_results
 from leaderboards.published import delta_row, load_published
 
 FORMATS = ("md", "csv", "latex", "json")
@@ -33,40 +34,24 @@ class RunRow:
     n_examples: int | None = None
     kind: str = "run"
     """"run" (ours), "published" or "delta"; only our rows footnote their empty cells."""
-
-
-def system_label(results: dict[str, Any], config: dict[str, Any]) -> str:
-    """Return a row label: the system name plus the model it ran, when it ran one."""
-    name = results.get("system") or config.get("system", {}).get("name", "?")
-    model = config.get("system", {}).get("options", {}).get("model")
-    return f"{name} ({model})" if model else name
+    model: str | None = None
+    """The model the row's system ran, named with its quantisation (for the caption)."""
+    notes: dict[str, str] = field(default_factory=dict)
+    """Footnotes attached to a shown value (the corpus sizes behind a Distinct-n delta)."""
+    result: TaskResult | None = field(default=None, repr=False)
+    """What results.json holds for our rows (profile, unit, data facts), None for the others."""
 
 
 def read_run(run_dir: str | Path) -> list[RunRow]:
     """Return the rows of one run directory; a missing or malformed results.json is a UserError."""
-    run_dir = Path(run_dir)
-    results_path = run_dir / "results.json"
-    if not results_path.exists():
-        raise UserError(f"{results_path}: file not found (is {run_dir} a dialbench run directory?)")
-    try:
-        results = json.loads(results_path.read_text(encoding="utf-8"))
-        config_path = run_dir / "config.json"
-        config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.exists() else {}
-    except ValueError as err:
-        raise UserError(f"{results_path}: not valid JSON ({err})") from None
-    if not isinstance(results.get("results"), dict):
-        raise UserError(f"{results_path}: results: missing object keyed by task id")
-    label = system_label(results, config)
-    rows = []
-    for task, metrics in results["results"].items():
-        rows.append(RunRow(
-            task=task, system=label, run_dir=str(run_dir), metrics=dict(metrics),
-            intervals=results.get("intervals", {}).get(task, {}),
-            not_applicable=results.get("not_applicable", {}).get(task, {}),
-            signature=results.get("signatures", {}).get(task, ""),
-            n_examples=results.get("n_examples", {}).get(task),
-        ))
-    return rows
+    results = read_results(run_dir)
+    config = read_config(run_dir)
+    label = config.label() if config else results.system
+    caption = config.model_caption() if config else None
+    return [RunRow(task=task, system=label, run_dir=str(run_dir), metrics=dict(r.metrics), intervals=r.intervals,
+                   not_applicable=r.not_applicable, signature=r.signature, n_examples=r.n_examples, result=r,
+                   model=caption)
+            for task, r in results.tasks.items()]
 
 
 def _task_order(rows: Sequence[RunRow]) -> list[str]:
@@ -109,11 +94,18 @@ class _Footnotes:
 def _cell(row: RunRow, metric: str, notes: _Footnotes) -> str:
     if metric in row.metrics and row.metrics[metric] is not None:
         value = _format_value(row.metrics[metric])
-        return f"+{value}" if row.kind == "delta" and row.metrics[metric] > 0 else value
+        value = f"+{value}" if row.kind == "delta" and row.metrics[metric] > 0 else value
+        return value + (f" {notes.mark(row.notes[metric])}" if metric in row.notes else "")
     if row.kind != "run" and metric not in row.not_applicable:
         return "–"
     reason = row.not_applicable.get(metric) or f"{metric} not computed for {row.task}"
     return notes.mark(f"{metric}: {reason}")
+
+
+def _label(row: RunRow, notes: _Footnotes) -> str:
+    """Return the row label, footnoted with the run's warnings (degenerate outputs)."""
+    warnings = row.result.warnings if row.result is not None else []
+    return " ".join([row.system, *(notes.mark(f"{row.system}: {w}") for w in warnings)])
 
 
 def render_table(run_dirs: Sequence[str | Path], fmt: str = "md", *, raw: bool = False,
@@ -136,20 +128,38 @@ def render_table(run_dirs: Sequence[str | Path], fmt: str = "md", *, raw: bool =
     elif not raw:
         rows = [_in_paper_units(r) for r in rows]
     if fmt == "json":
-        return json.dumps([row.__dict__ for row in rows], indent=2, ensure_ascii=False) + "\n"
+        return json.dumps([_row_json(row) for row in rows], indent=2, ensure_ascii=False) + "\n"
     if fmt == "csv":
         return _render_csv(rows)
     return _render_blocks(rows, fmt)
 
 
 def _in_paper_units(row: RunRow) -> RunRow:
-    from harness.metrics import table_scale
-
     def scaled(metric: str, value: float | None) -> float | None:
-        return None if value is None else value * table_scale(row.signature, metric)
+        return None if value is None or row.result is None else value * row.result.table_scale(metric)
 
     return replace(row, metrics={k: scaled(k, v) for k, v in row.metrics.items()},
                    intervals={k: [scaled(k, x) for x in v] for k, v in row.intervals.items()})
+
+
+def _published_row(entry: Any, ours: Sequence[RunRow]) -> RunRow:
+    """Return a published row whose cells are kept only where one of our rows is comparable with it."""
+    from harness.comparability import Side, check_published, metric_reason
+
+    source = entry.source + (f"; caveat: {entry.caveat}" if entry.caveat else "")
+    shown: dict[str, float] = {}
+    hidden: dict[str, str] = {}
+    for metric, value in entry.metrics.items():
+        reasons = []
+        for row in (r for r in ours if r.result is not None):
+            verdict = check_published(Side.from_result(row.result, row.system), Side.from_published(entry))
+            reasons.append(verdict.explain() or metric_reason(metric, row.signature, entry.recipe))
+        if reasons and all(reasons):
+            hidden[metric] = f"{entry.system} [published] {reasons[0]}"
+        else:
+            shown[metric] = value
+    return RunRow(task=entry.task, system=entry.label, run_dir=entry.source, metrics=shown, not_applicable=hidden,
+                  signature=f"profile:{entry.profile}|unit:{entry.unit}|source:{source}", kind="published")
 
 
 def _with_published(rows: Sequence[RunRow], delta_to: str | None, references: str | Path | None) -> list[RunRow]:
@@ -160,20 +170,25 @@ def _with_published(rows: Sequence[RunRow], delta_to: str | None, references: st
     out: list[RunRow] = []
     tasks = list(dict.fromkeys(r.task for r in rows))
     for task in tasks:
-        for row in (r for r in rows if r.task == task):
-            row = _in_paper_units(row)
+        ours = [_in_paper_units(r) for r in rows if r.task == task]
+        for row in ours:
             out.append(row)
             target = next((e for e in entries if e.task == task and e.system == delta_to), None)
-            if target is None:
+            if target is None or row.result is None:
                 continue
-            deltas = delta_row(row.metrics, row.signature, target)
+            in_units = replace(row.result, metrics=row.metrics)
+            deltas, reasons, notes = delta_row(in_units, target, row.system)
             out.append(RunRow(task=task, system=f"Δ {row.system} − {target.system}", run_dir=row.run_dir,
-                              metrics={k: v for k, v in deltas.items() if not isinstance(v, str)},
-                              not_applicable={k: v for k, v in deltas.items() if isinstance(v, str)}, kind="delta"))
+                              metrics=deltas, not_applicable=reasons, notes=notes, kind="delta"))
         for entry in (e for e in entries if e.task == task):
-            source = entry.source + (f"; caveat: {entry.caveat}" if entry.caveat else "")
-            out.append(RunRow(task=task, system=entry.label, run_dir=entry.source, metrics=dict(entry.metrics),
-                              signature=f"profile:{entry.profile}|unit:percent|source:{source}", kind="published"))
+            out.append(_published_row(entry, ours))
+    return out
+
+
+def _row_json(row: RunRow) -> dict[str, Any]:
+    out = {k: v for k, v in row.__dict__.items() if k != "result"}
+    if row.result is not None:
+        out.update(profile=row.result.profile, unit=row.result.unit, warnings=list(row.result.warnings))
     return out
 
 
@@ -196,15 +211,18 @@ def _render_blocks(rows: Sequence[RunRow], fmt: str) -> str:
     for task in _task_order(rows):
         task_rows = [r for r in rows if r.task == task]
         columns = _metric_columns(task_rows)
-        body = [[r.system, *(_cell(r, c, notes) for c in columns), r.n_examples] for r in task_rows]
+        body = [[_label(r, notes), *(_cell(r, c, notes) for c in columns), r.n_examples] for r in task_rows]
         headers = ["system", *columns, "n"]
         signatures = sorted({r.signature for r in task_rows if r.signature})
+        models = [f"{r.system}: {r.model}" for r in task_rows if r.model]
+        align = ["left", *(["right"] * (len(headers) - 1))]  # numbers right-aligned, as in the papers' tables
         if fmt == "md":
-            block = [f"### {task}", "", tabulate(body, headers=headers, tablefmt="github", disable_numparse=True)]
-            block += ["", *(f"<sub>signature: `{s}`</sub>" for s in signatures)]
+            block = [f"### {task}", "", tabulate(body, headers=headers, tablefmt="github", disable_numparse=True,
+                                                 colalign=align)]
+            block += ["", *(f"<sub>model: {m}</sub>" for m in models), *(f"<sub>signature: `{s}`</sub>" for s in signatures)]
         else:
-            block = [f"% {task}" + "".join(f"\n% signature: {s}" for s in signatures),
-                     tabulate(body, headers=headers, tablefmt="latex_booktabs", disable_numparse=True)]
+            block = [f"% {task}" + "".join(f"\n% model: {m}" for m in models) + "".join(f"\n% signature: {s}" for s in signatures),
+                     tabulate(body, headers=headers, tablefmt="latex_booktabs", disable_numparse=True, colalign=align)]
         blocks.append("\n".join(block))
     footer = notes.lines()
     if footer:

@@ -179,6 +179,12 @@ class MemoryBankProbeTask(Task):
         return [{"role": "system", "content": system}, {"role": "user", "content": "\n".join(lines)}]
 
     def parse_output(self, example: Example, text: str) -> Response:
-        """Return the answer with the ids of the memory items its prompt showed as ``retrieved``."""
+        """Return the answer; the ids of the memory items the prompt showed go to ``meta["excerpt"]``.
+
+        They are the task's selection (word overlap with the question), not the system's retrieval,
+        so they are not reported as ``retrieved``: evidence recall is left to systems that choose
+        memory items themselves, and samples.jsonl records the excerpt as the memory the model saw.
+        """
         answer = re.sub(r"^\s*(AI|assistant)\s*[:：]\s*", "", text.strip(), flags=re.IGNORECASE)
-        return Response(example_id=example.id, text=answer, retrieved=tuple(i.id for i in self.prompt_memory(example)))
+        return Response(example_id=example.id, text=answer,
+                        meta={"excerpt": [i.id for i in self.prompt_memory(example)]})

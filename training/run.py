@@ -53,6 +53,17 @@ def _save_random_base(model: Any, output_dir: Path) -> None:
         config.base_model_name_or_path = str((output_dir / BASE_DIR).resolve())
 
 
+def precision_used(args: Any, model: Any, config: Any) -> dict[str, Any]:
+    """Return the precision training actually ran in (not the preset's request: bf16 is asked for
+    by default and silently stays off on CPU)."""
+    dtype = next((str(p.dtype).replace("torch.", "") for p in model.parameters()), None)
+    bf16 = bool(getattr(args, "bf16", False))
+    fp16 = bool(getattr(args, "fp16", False))
+    return {"bf16": bf16, "fp16": fp16, "bf16_requested": bool(config.bf16), "parameter_dtype": dtype,
+            "compute": "bfloat16 autocast" if bf16 else ("float16 autocast" if fp16 else dtype),
+            "device": "cpu" if getattr(args, "use_cpu", True) else "cuda"}
+
+
 def execute(job: TrainingJob, output_dir: Path, *, args: Any = None, resume: bool = False,
             untrained: bool = False) -> dict[str, Any]:
     """Run ``job`` with Trainer arguments ``args`` (or just save it when ``untrained``); return the summary.
@@ -134,10 +145,12 @@ def train(system: str, data: TrainingData, output_dir: str | Path, *, preset: st
                                      has_eval=False, report_to=report_to)
     summary = execute(job, output_dir, args=args, resume=resume, untrained=max_steps == 0)
     if summary.get("is_main_process", True):
+        precision = precision_used(args, job.model, config)
         meta = {
             "system": system,
             "preset": chosen.to_json(),
-            "train_config": config.to_json(),
+            "train_config": {**config.to_json(), "bf16": precision["bf16"]},
+            "precision": precision,
             "data": {"train": {k: str(v) for k, v in data.train.items()},
                      "valid": {k: str(v) for k, v in data.valid.items()}},
             "deepspeed": deepspeed,

@@ -77,6 +77,18 @@ def check_gguf(path: Path) -> None:
         raise UserError(f"{path}: not a valid GGUF file ({type(err).__name__}: {first_line(err)})") from None
 
 
+def gguf_quantisation(path: Path) -> str:
+    """Return the quantisation type of most weights in a GGUF file (e.g. ``Q4_1``), read from its
+    tensor table: a model converted from it carries that rounding even after de-quantisation."""
+    from collections import Counter
+
+    from gguf import GGUFReader
+
+    reader = GGUFReader(path)
+    kinds = Counter(t.tensor_type.name for t in reader.tensors if t.tensor_type.name not in ("F32", "F16", "BF16"))
+    return kinds.most_common(1)[0][0] if kinds else "unquantised"
+
+
 def gguf_folder(source: ModelSource) -> Path:
     """Return the cached safetensors folder converted from the GGUF file of ``source``."""
     path = source.path
@@ -100,9 +112,27 @@ def gguf_folder(source: ModelSource) -> Path:
             quantizer.remove_quantization_config(model)
         model.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
-        _write_origin(tmp, source)
+        _write_origin(tmp, source, quantisation=gguf_quantisation(path))
 
     return publish(target, build)
+
+
+def recorded_quantisation(folder: Path, source: ModelSource) -> str:
+    """Return the GGUF quantisation recorded beside a converted folder, reading the GGUF file once
+    (slow: its whole tensor table) for folders converted before it was recorded."""
+    origin = folder / "dialbench-origin.json"
+    try:
+        recorded = json.loads(origin.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        recorded = {}
+    if isinstance(recorded, dict) and recorded.get("quantisation"):
+        return str(recorded["quantisation"])
+    assert source.path is not None
+    quantisation = gguf_quantisation(source.path)
+    from harness.jsonio import write_json
+
+    write_json(origin, {**(recorded if isinstance(recorded, dict) else {}), "quantisation": quantisation})
+    return quantisation
 
 
 @contextlib.contextmanager
@@ -190,8 +220,8 @@ def model_class(config: Any) -> Any:
     return AutoModel
 
 
-def _write_origin(folder: Path, source: ModelSource) -> None:
-    (folder / "dialbench-origin.json").write_text(json.dumps(source.describe(), indent=1), encoding="utf-8")
+def _write_origin(folder: Path, source: ModelSource, **extra: Any) -> None:
+    (folder / "dialbench-origin.json").write_text(json.dumps({**source.describe(), **extra}, indent=1), encoding="utf-8")
 
 
 def _slug(name: str) -> str:

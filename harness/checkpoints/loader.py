@@ -142,7 +142,13 @@ def _load(source: ModelSource, dtype: str, device: str, trust_remote_code: bool)
     kind = "seq2seq" if getattr(config, "is_encoder_decoder", False) else (
         "causal" if cls.__name__ == "AutoModelForCausalLM" else "encoder")
     details = {"class": type(model).__name__, "parameters": sum(p.numel() for p in model.parameters()),
-               "attn_implementation": getattr(model.config, "_attn_implementation", None)}
+               "attn_implementation": getattr(model.config, "_attn_implementation", None),
+               "parameter_dtype": next((str(p.dtype).replace("torch.", "") for p in model.parameters()), None)}
+    if source.kind == "gguf" and source.path is not None:
+        from harness.checkpoints.convert import recorded_quantisation
+
+        quantisation = recorded_quantisation(folder, source)
+        details["quantisation"] = f"{quantisation} GGUF, de-quantised to {dtype}"
     return LoadedModel(model, tokenizer, kind, source, fingerprint(source, dtype), dtype, device, folder, details)
 
 

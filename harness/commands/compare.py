@@ -1,10 +1,10 @@
 """``dialbench compare RUN_A RUN_B``: per task and metric, B minus A with a paired bootstrap 95% interval.
 
-Both runs are re-scored from their samples.jsonl with the task's profile (read from config.json, or
-the signature in results.json, or ``--profile``); examples are paired by ``example_id``. Each
+Both runs are re-scored from their samples.jsonl with the task's profile (as results.json records
+it, or ``--profile``); examples are paired by ``example_id``. Each
 resample draws the same examples for A and B and recomputes every corpus metric from summed
 per-example statistics (BLEU from n-gram counts, perplexity from NLL sums, ...), never by averaging
-sentence scores. The p-value is sacreBLEU's paired bootstrap test.
+sentence scores. The p-value is read from the same resampled differences as the interval, so the two agree.
 """
 from __future__ import annotations
 
@@ -14,9 +14,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from harness.errors import DataError, UserError
-from harness.jsonio import iter_jsonl, read_json
-from harness.records import Example, Response
+from harness.errors import UserError
+from harness.rundir import RunResults, SampleRow, read_results_if_valid, read_samples
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,68 +27,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def _optional_json(path: Path) -> dict[str, Any]:
-    return read_json(path) if path.is_file() else {}
+def load_run(run_dir: str) -> tuple[dict[str, list[tuple[int, SampleRow]]], RunResults | None]:
+    """Return (task -> [(line, sample row)], results.json or None) of a run directory."""
+    rows = read_samples(run_dir)
+    return rows, read_results_if_valid(run_dir)
 
 
-def load_run(run_dir: str) -> tuple[dict[str, list[tuple[int, dict]]], dict[str, str], dict[str, str]]:
-    """Return (task -> [(line, sample row)], task -> profile name, task -> signature) of a run directory."""
-    root = Path(run_dir)
-    samples_path = root / "samples.jsonl"
-    if not root.is_dir():
-        raise UserError(f"{run_dir}: not a run directory")
-    if not samples_path.is_file():
-        raise UserError(f"{samples_path}: file not found (is {run_dir} a dialbench run directory?)")
-    rows: dict[str, list[tuple[int, dict]]] = {}
-    for line, row in iter_jsonl(samples_path):
-        for key in ("task", "example_id", "output", "references"):
-            if not isinstance(row, dict) or key not in row:
-                raise DataError(samples_path, line, key, "missing")
-        rows.setdefault(row["task"], []).append((line, row))
-    signatures = _optional_json(root / "results.json").get("signatures", {}) or {}
-    task_runs = _optional_json(root / "config.json").get("task_runs", {}) or {}
-    profiles = {task: (task_runs.get(task) or {}).get("profile") or _signature_field(signatures.get(task), "profile")
-                for task in rows}
-    return rows, {t: p for t, p in profiles.items() if p}, signatures
+def compare_task(task: str, rows_a, rows_b, profile: Any, language: str, *, resamples: int, seed: int) -> dict[str, Any]:
+    """Return ``{"n": ..., "metrics": {key: PairedResult-as-dict}, "not_applicable": {...}}`` for one task.
 
-
-def _signature_field(sig: str | None, field: str) -> str | None:
-    if not sig:
-        return None
-    from harness.metrics.signature import parse
-
-    return parse(sig).get(field)
-
-
-def to_records(task: str, path: Path, line: int, row: dict) -> tuple[Example, Response]:
-    """Return the Example/Response a sample row describes (only the fields metrics read)."""
-    refs = row["references"]
-    if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
-        raise DataError(path, line, "references", "must be a list of strings")
-    meta = dict(row.get("meta") or {})
-    for key in ("evidence", "keywords"):
-        if isinstance(meta.get(key), list):
-            meta[key] = tuple(meta[key])
-    example = Example(id=str(row["example_id"]), task=task, dialogue_id=str(row.get("dialogue_id", "")), context=(),
-                      references=tuple(refs), label=row.get("label"), meta=meta)
-    response = Response(example_id=example.id, text=str(row["output"] or ""), label=row.get("predicted_label"),
-                        retrieved=tuple(row.get("retrieved") or ()), ref_nll=row.get("ref_nll"),
-                        ref_tokens=row.get("ref_tokens"))
-    return example, response
-
-
-def compare_task(task: str, rows_a, rows_b, profile_name: str, language: str, path_a: Path, path_b: Path,
-                 resamples: int, seed: int) -> dict[str, Any]:
-    """Return ``{"n": ..., "metrics": {key: PairedResult-as-dict}, "not_applicable": {...}}`` for one task."""
+    ``profile`` is a profile name or a Profile. A corpus-size-dependent metric (Distinct-n) gets its
+    delta with a note naming the corpus sizes and no interval (bootstrap resamples are not valid for it).
+    """
+    from harness.comparability import size_note
     from harness.metrics import bootstrap, get_profile
 
-    by_id_b = {str(r["example_id"]): (line, r) for line, r in rows_b}
-    pairs = [((la, ra), by_id_b[str(ra["example_id"])]) for la, ra in rows_a if str(ra["example_id"]) in by_id_b]
+    by_id_b = {r.example_id: (line, r) for line, r in rows_b}
+    pairs = [((la, ra), by_id_b[ra.example_id]) for la, ra in rows_a if ra.example_id in by_id_b]
     if not pairs:
         raise UserError(f"task '{task}': the two runs share no example_id")
-    records_a = [to_records(task, path_a, la, ra) for (la, ra), _ in pairs]
-    records_b = [to_records(task, path_b, lb, rb) for _, (lb, rb) in pairs]
-    profile = get_profile(profile_name)
+    records_a = [ra.records() for (_, ra), _ in pairs]
+    records_b = [rb.records() for _, (_, rb) in pairs]
+    profile = get_profile(profile) if isinstance(profile, str) else profile
     batches = [profile.batch([r.text for _, r in recs], [e.references for e, _ in recs], language,
                              [e for e, _ in recs], [r for _, r in recs]) for recs in (records_a, records_b)]
     (stats_a, skipped_a), (stats_b, skipped_b) = profile.statistics(batches[0]), profile.statistics(batches[1])
@@ -99,49 +58,85 @@ def compare_task(task: str, rows_a, rows_b, profile_name: str, language: str, pa
     for metric in profile.metrics:  # the profile's order
         if id(metric) in by_metric_a and id(metric) in by_metric_b:
             for key, result in bootstrap.paired(metric, by_metric_a[id(metric)], by_metric_b[id(metric)], counts).items():
-                metrics[key] = result.__dict__
+                metrics[key] = dict(result.__dict__)
+                if metric.size_dependent:
+                    metrics[key]["note"] = (f"interval {result.note}; " if result.note else "") + \
+                        size_note(key, len(pairs), len(pairs))
     not_applicable = {k: v for k, v in {**skipped_b, **skipped_a}.items() if k not in metrics}
     return {"profile": profile.name, "language": language, "n": len(pairs), "only_in_a": len(rows_a) - len(pairs),
             "only_in_b": len(rows_b) - len(pairs), "metrics": metrics, "not_applicable": not_applicable}
 
 
-def _fmt(x: float) -> str:
+def _fmt(x: float | None) -> str:
     return "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.4f}"
+
+
+def _verdict(task: str, run_a: str, run_b: str, results_a: RunResults | None, results_b: RunResults | None):
+    """Return the comparability verdict of one task of the two runs."""
+    from harness.comparability import Side, Verdict, check_runs
+
+    fact_a = results_a.tasks.get(task) if results_a else None
+    fact_b = results_b.tasks.get(task) if results_b else None
+    if fact_a is None or fact_b is None:
+        return Verdict(notes=["results.json missing for a run; profile, protocol and data not checked"])
+    return check_runs(Side.from_result(fact_a, "A"), Side.from_result(fact_b, "B"))
 
 
 def run(args: argparse.Namespace) -> int:
     if args.resamples < 1:
         raise UserError("--resamples must be at least 1")
-    rows_a, profiles_a, sigs_a = load_run(args.run_a)
-    rows_b, profiles_b, sigs_b = load_run(args.run_b)
+    rows_a, results_a = load_run(args.run_a)
+    rows_b, results_b = load_run(args.run_b)
+    facts_a = results_a.tasks if results_a else {}
+    facts_b = results_b.tasks if results_b else {}
     tasks = [t for t in rows_a if t in rows_b]
     if not tasks:
         raise UserError(f"{args.run_a} and {args.run_b} share no task")
     report: dict[str, Any] = {"run_a": args.run_a, "run_b": args.run_b, "resamples": args.resamples,
                               "seed": args.seed, "tasks": {}}
     for task in tasks:
-        profile = args.profile or profiles_a.get(task) or profiles_b.get(task)
+        fact_a, fact_b = facts_a.get(task), facts_b.get(task)
+        profile = args.profile or (fact_a and fact_a.profile) or (fact_b and fact_b.profile)
         if profile is None:
             raise UserError(f"task '{task}': neither run records its metric profile; pass --profile")
-        if not args.profile and profiles_b.get(task) not in (None, profile):
-            raise UserError(f"task '{task}': the runs used different profiles ({profile} vs {profiles_b[task]}); "
+        if not args.profile and fact_b and fact_b.profile not in (None, profile):
+            raise UserError(f"task '{task}': the runs used different profiles ({profile} vs {fact_b.profile}); "
                             "pass --profile to score both the same way")
-        language = _signature_field(sigs_a.get(task) or sigs_b.get(task), "lang") or "en"
-        report["tasks"][task] = compare_task(task, rows_a[task], rows_b[task], profile, language,
-                                             Path(args.run_a) / "samples.jsonl", Path(args.run_b) / "samples.jsonl",
-                                             args.resamples, args.seed)
+        verdict = _verdict(task, args.run_a, args.run_b, results_a, results_b)
+        if args.profile:  # both re-scored with one profile: what they stored does not matter
+            verdict.reasons = [r for r in verdict.reasons if not r.startswith(("metric profile", "metric signatures"))]
+        if not verdict.comparable:
+            report["tasks"][task] = {"comparable": False, "reasons": verdict.reasons, "notes": verdict.notes}
+            continue
+        language = next((r.language for r in (fact_a, fact_b) if r and r.language), "en")
+        result = compare_task(task, rows_a[task], rows_b[task], profile, language,
+                              resamples=args.resamples, seed=args.seed)
+        report["tasks"][task] = {"comparable": True, "notes": verdict.notes, **result}
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
         return 0
-    print(f"B = {args.run_b} minus A = {args.run_a}; paired bootstrap, {args.resamples} resamples, seed {args.seed}")
+    print(f"B = {args.run_b} minus A = {args.run_a}; paired bootstrap, {args.resamples} resamples, seed {args.seed}; "
+          "interval and p-value read from the same resampled differences")
     for task, result in report["tasks"].items():
+        if not result["comparable"]:
+            print(f"\n{task}  no deltas: " + "; ".join(result["reasons"]))
+            continue
         extra = f", {result['only_in_a']} only in A, {result['only_in_b']} only in B" if result["only_in_a"] or result["only_in_b"] else ""
         print(f"\n{task}  (profile {result['profile']}, {result['n']} paired examples{extra})")
+        for note in result["notes"]:
+            print(f"  note: {note}")
         width = max(map(len, list(result["metrics"]) + list(result["not_applicable"])), default=6)
         print(f"{'metric':<{width}}  {'A':>9}  {'B':>9}  {'B-A':>9}  {'95% CI':>21}  {'p':>6}")
+        notes = []
         for key, r in result["metrics"].items():
-            ci = f"[{_fmt(r['low'])}, {_fmt(r['high'])}]"
-            print(f"{key:<{width}}  {_fmt(r['a']):>9}  {_fmt(r['b']):>9}  {_fmt(r['delta']):>9}  {ci:>21}  {_fmt(r['p_value']):>6}")
+            if r.get("note"):
+                notes.append(f"[{len(notes) + 1}] {r['note']}")
+                ci, p = f"n/a [{len(notes)}]", "n/a"
+            else:
+                ci, p = f"[{_fmt(r['low'])}, {_fmt(r['high'])}]", _fmt(r["p_value"])
+            print(f"{key:<{width}}  {_fmt(r['a']):>9}  {_fmt(r['b']):>9}  {_fmt(r['delta']):>9}  {ci:>21}  {p:>6}")
         for key, reason in result["not_applicable"].items():
             print(f"{key:<{width}}  n/a ({reason})")
+        for line in notes:
+            print(line)
     return 0

@@ -37,7 +37,9 @@ def inspect_data(task_name: str, path: Path, protocol: str | None = None, fmt: s
     task = TASKS.get(task_name)(protocol=protocol, **(options or {}))
     if not Path(path).exists():
         raise UserError(f"{path}: file not found")
-    dialogues = task.load(Path(path), fmt)
+    from harness.runner import load_dialogues
+
+    dialogues = load_dialogues(task, Path(path), fmt)
     examples = task.build_examples(dialogues)
     counts = task.counts(dialogues, examples) if hasattr(task, "counts") else {
         "dialogues": len(dialogues), "turns": sum(len(d.turns) for d in dialogues), "examples": len(examples)}

@@ -3,7 +3,10 @@
     dialbench eval --model SOURCE --tasks T1,T2 [--system NAME] [--data TASK=PATH ...] [--limit N]
                    [--batch-size N|auto] [--dtype auto|float32|bfloat16|float16] [--device auto|cpu|cuda]
                    [--output DIR] [--seed N] [--no-cache] [--trust-remote-code] [--max-new-tokens N]
-                   [--set KEY=VALUE ...]
+                   [--protocol TASK=P] [--profile TASK=P] [--task-option TASK.KEY=V] [--train-data TASK=PATH]
+                   [--data-format TASK=FORMAT] [--set [SYSTEM.]KEY=VALUE ...]
+
+The task flags are ``run``'s (``harness.cliargs.add_task_arguments``), so they mean the same in both.
 
 SOURCE is anything ``harness.checkpoints.source`` accepts (a folder, a .gguf file, an adapter, a DeepSpeed
 checkpoint, a hub id when online, ``embedded:smollm2-135m-instruct``). The default system is
@@ -15,14 +18,12 @@ the options, so the same command finds its finished tasks and only prints the ta
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import re
 import sys
 from pathlib import Path
 from typing import Any
 
-from harness.cliargs import assignments, comma_list, task_paths, typed
+from harness.cliargs import add_task_arguments, comma_list, scoped_options, settings_digest, task_specs
 from harness.errors import UserError
 
 DEFAULT_SYSTEM = "zero_shot_lm"
@@ -38,10 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, metavar="SOURCE",
                         help="model folder, .gguf file, adapter folder, DeepSpeed checkpoint, hub id, or "
                              "embedded:smollm2-135m-instruct")
-    parser.add_argument("--tasks", required=True, help="comma-separated task ids")
+    add_task_arguments(parser, tasks_required=True)
     parser.add_argument("--system", default=DEFAULT_SYSTEM, help=f"system that runs the model (default {DEFAULT_SYSTEM})")
-    parser.add_argument("--data", action="append", metavar="TASK=PATH", help="test data of a task (default: bundled sample)")
-    parser.add_argument("--limit", type=int, help="score only the first N examples of each task")
     parser.add_argument("--batch-size", dest="batch_size", help="rows per batch, or 'auto' (default)")
     parser.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"),
                         help="weights dtype (default auto: float32 on CPU, bfloat16 on a capable GPU)")
@@ -50,13 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", type=Path,
                         help="run directory (default runs/eval-<model>-<digest of model weights and options>; "
                              "re-running a command resumes it)")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-cache", dest="no_cache", action="store_true", help="neither read nor write the generation cache")
     parser.add_argument("--cache", dest="cache_path", type=Path, help="generation cache file (default in the cache folder)")
     parser.add_argument("--trust-remote-code", dest="trust_remote_code", action="store_true",
                         help="allow model code from the checkpoint and full unpickling (only for sources you trust)")
-    parser.add_argument("--set", action="append", metavar="KEY=VALUE", dest="options",
-                        help="any other system option, e.g. --set num_beams=4")
     parser.add_argument("--format", dest="fmt", default="md", choices=("md", "csv", "latex", "json"), help="table format")
 
 
@@ -72,8 +68,7 @@ def system_options(args: argparse.Namespace, accepted: tuple[str, ...], system: 
         options[name] = str(value) if isinstance(value, Path) else value
     if "seed" in accepted:
         options["seed"] = args.seed
-    for key, value in assignments(args.options, "--set").items():
-        options[key] = typed(value)
+    options.update(scoped_options(args.system_options, "--set", "system", [system], unscoped=True)[system])
     return options
 
 
@@ -84,8 +79,7 @@ def default_output(model: str, weights: str, request: dict[str, Any]) -> Path:
     runner); other options, data or retrained weights give another folder.
     """
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(model.rstrip("/")).name or model).strip("-")[:40]
-    digest = hashlib.sha256(json.dumps({"weights": weights, **request}, sort_keys=True, default=str).encode())
-    return Path("runs") / f"eval-{name}-{digest.hexdigest()[:10]}"
+    return Path("runs") / f"eval-{name}-{settings_digest({'weights': weights, **request})}"
 
 
 def weights_changed(output: Path, weights: str) -> bool:
@@ -94,17 +88,18 @@ def weights_changed(output: Path, weights: str) -> bool:
     The runner keeps finished tasks of a matching configuration, and the configuration names the
     model by path; a checkpoint retrained into the same folder must not be mistaken for the old one.
     """
-    try:
-        config = json.loads((output / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    from harness.rundir import read_config
+
+    config = read_config(output)
+    if config is None:
         return False
-    recorded = [run.get("system", {}).get("fingerprint") for run in config.get("task_runs", {}).values()]
+    recorded = [(run.get("system") or {}).get("fingerprint") for run in config.task_runs.values()]
     return any(f and f.split("|")[0] != weights for f in recorded)
 
 
 def run(args: argparse.Namespace) -> int:
     from harness.plugins import SYSTEMS
-    from harness.runner import SystemSpec, TaskSpec, run_system
+    from harness.runner import SystemSpec, run_system, spec_json
     from leaderboards.render import render_table
     from harness.checkpoints.fingerprint import weights_id
     from harness.checkpoints.source import parse_source
@@ -115,12 +110,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--tasks is empty; give comma-separated task ids (see `dialbench list tasks`)")
     for name in task_names:
         TASKS.get(name)
-    data = task_paths(args.data, "--data", TASKS.names())
-    stray = sorted(set(data) - set(task_names))
-    if stray:
-        raise UserError(f"--data names task(s) {', '.join(stray)} that are not in --tasks")
-    if args.limit is not None and args.limit < 1:
-        raise UserError(f"--limit must be at least 1, got {args.limit}")
+    specs = task_specs(args, task_names)
     batch_size = args.batch_size
     if batch_size is not None and batch_size != "auto" and not (batch_size.isdigit() and int(batch_size) > 0):
         raise UserError(f"--batch-size must be a positive integer or 'auto', got '{batch_size}'")
@@ -128,15 +118,17 @@ def run(args: argparse.Namespace) -> int:
     weights = weights_id(source)
     system_cls = SYSTEMS.get(args.system)
     options = system_options(args, tuple(system_cls.option_names), args.system)
-    request = {"system": args.system, "options": options, "tasks": task_names, "limit": args.limit,
-               "data": {name: str(path.resolve()) for name, path in data.items()}, "seed": args.seed}
+    request = {"system": args.system, "options": options, "tasks": [spec_json(s) for s in specs], "seed": args.seed}
     output = args.output or default_output(args.model, weights, request)
     fresh = weights_changed(output, weights)
     if fresh:
         print(f"[dialbench] {output} was scored with other weights; scoring every task again", file=sys.stderr)
-    specs = [TaskSpec(name=name, data=data.get(name), limit=args.limit) for name in task_names]
     run_system(SystemSpec(args.system, options), specs, output, seed=args.seed, resume=not fresh,
                command=["dialbench", *sys.argv[1:]])
     print(render_table([output], fmt=args.fmt), end="")
-    print(f"[dialbench] wrote {output}", file=sys.stderr)
+    from harness.rundir import read_results
+
+    warnings = [f"{task}: {w}" for task, r in read_results(output).tasks.items() for w in r.warnings]
+    flagged = f"; WARNING {'; '.join(warnings)}" if warnings else ""
+    print(f"[dialbench] wrote {output}{flagged}", file=sys.stderr)
     return 0

@@ -1,7 +1,9 @@
 """``dialbench run``: tasks x systems on bundled samples or user data; no arguments = the default suite.
 
-The default suite runs every task on its bundled sample with each of the task's default systems,
-one run directory per system under ``runs/default/``, and writes ``leaderboards/default.md``.
+The default suite runs every task on its bundled sample with each of the task's default systems and
+writes ``leaderboards/default.md``. Each system gets its own run directory under ``--output``, named
+``<system>-<digest of its settings>`` (system options, task specs, seed), so a changed setting
+writes a new directory instead of overwriting an earlier run, and the same command resumes its own.
 """
 from __future__ import annotations
 
@@ -9,8 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from harness.cliargs import assignments, comma_list, task_paths, typed
-from harness.errors import unknown_name
+from harness.cliargs import add_task_arguments, comma_list, scoped_options, settings_digest, task_specs
 
 DEFAULT_OUTPUT = Path("runs/default")
 DEFAULT_TABLE = Path("leaderboards/default.md")
@@ -21,41 +22,27 @@ DEFAULT_SUITE_TASK_OPTIONS: dict[str, dict[str, object]] = {"memorybank_probe": 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tasks", help="comma-separated task ids (default: all)")
+    add_task_arguments(parser)
     parser.add_argument("--systems", help="comma-separated systems (default: each task's default systems)")
-    parser.add_argument("--data", action="append", metavar="TASK=PATH", help="test data of a task (default: bundled sample)")
-    parser.add_argument("--train-data", action="append", metavar="TASK=PATH", help="training data of a task")
-    parser.add_argument("--protocol", action="append", metavar="TASK=PROTOCOL", help="example-building protocol of a task")
-    parser.add_argument("--profile", action="append", metavar="TASK=PROFILE", help="metric profile of a task")
-    parser.add_argument("--task-option", action="append", metavar="TASK.KEY=VALUE", dest="task_options",
-                        help="task option, e.g. esconv_strategy.expand_contractions=true")
-    parser.add_argument("--set", action="append", metavar="SYSTEM.KEY=VALUE", dest="system_options",
-                        help="system option, e.g. zero_shot_lm.batch_size=8")
-    parser.add_argument("--limit", type=int, help="score only the first N examples of each task")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="parent folder of the run directories")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT,
+                        help="parent folder of the run directories (each named SYSTEM-<settings digest>)")
     parser.add_argument("--table", type=Path, help="where to write the markdown leaderboard (default: "
                         f"{DEFAULT_TABLE} for the default output folder, else OUTPUT/leaderboard.md)")
     parser.add_argument("--fresh", action="store_true", help="ignore finished tasks in existing run directories")
 
 
-def scoped_options(values: list[str] | None, flag: str, kind: str, names: list[str]) -> dict[str, dict[str, object]]:
-    """Return per-name options from ``NAME.KEY=VALUE`` strings (``--set``, ``--task-option``)."""
-    options: dict[str, dict[str, object]] = {name: {} for name in names}
-    for target, value in assignments(values, flag).items():
-        name, _, key = target.partition(".")
-        if name not in options or not key:
-            raise unknown_name(f"{kind} in {flag}", name, names)
-        options[name][key] = typed(value)
-    return options
+def run_dir_name(system: str, options: dict[str, object], specs: list, seed: int) -> str:
+    """Return ``<system>-<digest>``: the same settings give the same folder, other settings another."""
+    from harness.runner import spec_json
+
+    return f"{system}-{settings_digest({'options': options, 'tasks': [spec_json(s) for s in specs], 'seed': seed})}"
 
 
 def run(args: argparse.Namespace) -> int:
-    from harness.plugins import SYSTEMS
-    from harness.runner import SystemSpec, TaskSpec, run_system
-    from leaderboards.render import render_table
     from harness.jsonio import write_atomic
-    from harness.plugins import TASKS
+    from harness.plugins import SYSTEMS, TASKS
+    from harness.runner import SystemSpec, run_system
+    from leaderboards.render import render_table
 
     task_names = comma_list(args.tasks) or TASKS.names()
     for name in task_names:
@@ -63,30 +50,23 @@ def run(args: argparse.Namespace) -> int:
     requested_systems = comma_list(args.systems)
     for name in requested_systems:
         SYSTEMS.get(name)
-    data = task_paths(args.data, "--data", TASKS.names())
-    train_data = task_paths(args.train_data, "--train-data", TASKS.names())
-    protocols = assignments(args.protocol, "--protocol")
-    profiles = assignments(args.profile, "--profile")
     plan: dict[str, list[str]] = {}
     for task_name in task_names:
-        systems = requested_systems or list(TASKS.get(task_name).default_systems)
-        for system in systems:
+        for system in requested_systems or list(TASKS.get(task_name).default_systems):
             plan.setdefault(system, []).append(task_name)
-    options = scoped_options(args.system_options, "--set", "system", list(plan))
-    task_options = scoped_options(args.task_options, "--task-option", "task", task_names)
-    if not (args.tasks or args.systems or args.data):  # the embedded default suite
+    default_suite = not (args.tasks or args.systems or args.data)
+    options = scoped_options(args.system_options, "--set", "system", list(plan), unscoped=True)
+    if default_suite:
         for name, defaults in DEFAULT_SUITE_SYSTEM_OPTIONS.items():
             if name in options:
                 options[name] = {**defaults, **options[name]}
-        for name, defaults in DEFAULT_SUITE_TASK_OPTIONS.items():
-            if name in task_options:
-                task_options[name] = {**defaults, **task_options[name]}
+    specs = {spec.name: spec for spec in
+             task_specs(args, task_names, defaults=DEFAULT_SUITE_TASK_OPTIONS if default_suite else None)}
     run_dirs = []
     for system, tasks in plan.items():
-        specs = [TaskSpec(name=t, data=data.get(t), train_data=train_data.get(t), protocol=protocols.get(t),
-                          limit=args.limit, profile=profiles.get(t), options=task_options[t]) for t in tasks]
-        run_dir = args.output / system
-        run_system(SystemSpec(system, options[system]), specs, run_dir, seed=args.seed,
+        system_specs = [specs[t] for t in tasks]
+        run_dir = args.output / run_dir_name(system, options[system], system_specs, args.seed)
+        run_system(SystemSpec(system, options[system]), system_specs, run_dir, seed=args.seed,
                    resume=not args.fresh, command=["dialbench", *sys.argv[1:]])
         run_dirs.append(run_dir)
     table_path = args.table or (DEFAULT_TABLE if args.output == DEFAULT_OUTPUT else args.output / "leaderboard.md")

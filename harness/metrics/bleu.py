@@ -1,6 +1,8 @@
 """BLEU three ways, because papers disagree: COCO corpus BLEU, sacreBLEU corpus BLEU, ParlAI sentence BLEU."""
 from __future__ import annotations
 
+import logging
+
 import math
 from typing import Any
 
@@ -56,6 +58,25 @@ class CocoBleu(CocoInput, Metric):
         return f"bleu:coco-n{self.n}-closest-{self.input_signature(language)}"
 
 
+class _DropTokenizedPeriod(logging.Filter):
+    """Drop sacreBLEU's "That's 100 lines that end in a tokenized period" warning (three lines): dialogue corpora
+    (ConvAI2, ESConv) are distributed pre-tokenised, so it fires on every run and says nothing new."""
+
+    LINES = ("tokenized period", "forgot to detokenize", "insist your data is detokenized")
+    """The three lines of that one warning."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(line in message for line in self.LINES)
+
+
+def quiet_tokenized_period_warning() -> None:
+    """Install the filter on sacreBLEU's logger once (its other warnings stay)."""
+    logger = logging.getLogger("sacrebleu")
+    if not any(isinstance(f, _DropTokenizedPeriod) for f in logger.filters):
+        logger.addFilter(_DropTokenizedPeriod())
+
+
 class SacreBleu(Metric):
     """sacreBLEU ``BLEU().corpus_score`` (SPT): BLEU plus its n-gram precisions, all on sacreBLEU's 0-100 scale.
 
@@ -83,6 +104,7 @@ class SacreBleu(Metric):
         return self._bleu[tok]
 
     def statistics(self, batch: Batch) -> np.ndarray:
+        quiet_tokenized_period_warning()
         width = max(len(r) for r in batch.references)
         streams = [[rs[j] if j < len(rs) else None for rs in batch.references] for j in range(width)]
         stats = self._scorer(batch.language)._extract_corpus_statistics(batch.hypotheses, streams)

@@ -38,6 +38,9 @@ class EvidenceRecall(MeanMetric):
         if not any(e.meta.get("evidence") for e in batch.examples):
             return "no gold evidence (Example.meta['evidence'])"
         if not any(r.retrieved for r in batch.responses):
+            if any(r.meta.get("excerpt") is not None for r in batch.responses):
+                return ("the system chose no memory items: it answered from the task's memory excerpt (the task's "
+                        "word-overlap selection), so there is no system retrieval to score")
             return "system reports no retrieved memory ids"
         return None
 

@@ -22,7 +22,7 @@ def write_run(path, outputs, task="esconv_strategy", profile="basic", labels=Non
     path.mkdir()
     (path / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (path / "config.json").write_text(json.dumps({"task_runs": {task: {"profile": profile}}}))
-    (path / "results.json").write_text(json.dumps({"signatures": {task: f"profile:{profile}|lang:en"}}))
+    (path / "results.json").write_text(json.dumps({"results": {task: {}}, "signatures": {task: f"profile:{profile}|lang:en"}}))
     return rows
 
 
@@ -55,7 +55,8 @@ def test_compare_same_and_better(tmp_path, capsys):
     write_run(tmp_path / "b", refs, nll=[5.0] * 30, labels=["Question" if i % 2 else "Reflection" for i in range(30)])
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "a"), "--json", "--resamples", "200"]) == 0
     same = json.loads(capsys.readouterr().out)["tasks"]["esconv_strategy"]["metrics"]
-    assert all(r["delta"] == 0 and r["p_value"] == 1.0 for r in same.values())
+    assert all(r["delta"] == 0 and r["p_value"] == 1.0 for k, r in same.items() if not k.startswith("Dist"))
+    assert all(math.isnan(r["p_value"]) and "corpus size" in r["note"] for k, r in same.items() if k.startswith("Dist"))
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--json", "--resamples", "200"]) == 0
     result = json.loads(capsys.readouterr().out)["tasks"]["esconv_strategy"]
     assert result["n"] == 30 and result["profile"] == "basic"
