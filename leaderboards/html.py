@@ -144,7 +144,7 @@ def _grid(count: int) -> tuple[Any, list[Any]]:
     plt.rcParams["svg.fonttype"] = "none"  # text stays text: smaller page, selectable labels
     cols = min(4, max(1, count))
     nrows = math.ceil(count / cols)
-    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 2.6 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, cols, figsize=(3.2 * cols, 2.8 * nrows), squeeze=False, layout="constrained")
     flat = list(axes.flat)
     for ax in flat[count:]:
         ax.set_visible(False)
