@@ -9,7 +9,7 @@ with the recorded profile gives the exact paired bootstrap that ``dialbench comp
 and lets ``regress`` notice a scorer that changed while its signature did not.
 Rows hold the references of the evaluated data: commit a baseline only for data you may publish.
 
-``load_scored`` is the one adapter over today's run-directory layout (``harness/runner.py``).
+``load_scored`` is the one adapter over the run-directory layout (``harness/rundir.py``).
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from typing import Any
 
 from harness.errors import UserError
 from harness.jsonio import read_json
+from harness.rundir import SampleRow, read_config, read_results, read_samples
 
 BASELINE_VERSION = 1
 ROW_KEYS = ("example_id", "dialogue_id", "output", "references", "label", "predicted_label", "retrieved",
@@ -40,7 +41,9 @@ class ScoredTask:
     data_sha256: str | None
     limit: int | None
     metrics: dict[str, float | None]
-    rows: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    rows: list[tuple[int, SampleRow]] = field(default_factory=list)
+    protocol: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -64,24 +67,18 @@ def load_scored(path: str | Path) -> ScoredRun:
 
 
 def _from_run_dir(root: Path) -> ScoredRun:
-    from harness.commands.compare import load_run
-
-    rows, profiles, signatures = load_run(str(root))
-    results = read_json(root / "results.json") if (root / "results.json").is_file() else {}
-    config = read_json(root / "config.json") if (root / "config.json").is_file() else {}
+    rows = read_samples(root)
+    results = read_results(root)
     tasks = {}
     for task, task_rows in rows.items():
-        run = (config.get("task_runs") or {}).get(task) or {}
-        spec = run.get("spec") or {}
-        if task not in profiles:
-            raise UserError(f"{root}: task '{task}' records no metric profile (config.json task_runs)")
-        signature = signatures.get(task) or ""
+        result = results.tasks.get(task)
+        if result is None or not result.profile:
+            raise UserError(f"{root / 'results.json'}: task '{task}' has samples but no recorded metric profile")
         tasks[task] = ScoredTask(
-            task=task, profile=profiles[task], language=(run.get("task") or {}).get("language") or _lang(signature),
-            signature=signature, data_sha256=spec.get("data_sha256"), limit=spec.get("limit"),
-            metrics=dict((results.get("results") or {}).get(task) or {}), rows=task_rows)
-    system = results.get("system") or (config.get("system") or {}).get("name") or "?"
-    return ScoredRun(str(root), system, tasks, root / "samples.jsonl")
+            task=task, profile=result.profile, language=result.language or _lang(result.signature),
+            signature=result.signature, data_sha256=result.data_sha256, limit=result.limit,
+            metrics=dict(result.metrics), rows=task_rows, protocol=result.protocol, options=dict(result.options))
+    return ScoredRun(str(root), results.system, tasks, root / "samples.jsonl")
 
 
 def _lang(signature: str) -> str:
@@ -99,9 +96,10 @@ def _from_baseline(path: Path) -> ScoredRun:
         for key in ("profile", "language", "signature", "metrics", "samples"):
             if key not in entry:
                 raise UserError(f"{path}: tasks.{task}.{key}: missing")
-        rows = [(i + 1, row) for i, row in enumerate(entry["samples"])]
+        rows = [(i + 1, SampleRow.from_json(path, i + 1, {**row, "task": task})) for i, row in enumerate(entry["samples"])]
         tasks[task] = ScoredTask(task, entry["profile"], entry["language"], entry["signature"],
-                                 entry.get("data_sha256"), entry.get("limit"), dict(entry["metrics"]), rows)
+                                 entry.get("data_sha256"), entry.get("limit"), dict(entry["metrics"]), rows,
+                                 entry.get("protocol"), dict(entry.get("options") or {}))
     if not tasks:
         raise UserError(f"{path}: tasks: no task in the baseline file")
     return ScoredRun(str(path), str(data.get("system", "?")), tasks, path)
@@ -110,8 +108,8 @@ def _from_baseline(path: Path) -> ScoredRun:
 def baseline_json(run_dir: str | Path) -> dict[str, Any]:
     """Return the baseline file content of a run directory (see the module docstring)."""
     run = _from_run_dir(Path(run_dir))
-    config_path = Path(run_dir) / "config.json"
-    config = read_json(config_path) if config_path.is_file() else {}
+    recorded = read_config(run_dir)
+    config = recorded.data if recorded else {}
     return {
         "dialbench_baseline": BASELINE_VERSION,
         "about": "written by `dialbench regress --write-baseline`; compare with `dialbench regress BASELINE RUN`",
@@ -119,13 +117,15 @@ def baseline_json(run_dir: str | Path) -> dict[str, Any]:
         "source_run": str(run_dir), "system": run.system,
         "command": config.get("command"), "seed": config.get("seed"),
         "tasks": {task: {"profile": t.profile, "language": t.language, "signature": t.signature,
-                         "data_sha256": t.data_sha256, "limit": t.limit, "n_examples": len(t.rows),
+                         "data_sha256": t.data_sha256, "limit": t.limit, "protocol": t.protocol,
+                         "options": t.options, "n_examples": len(t.rows),
                          "metrics": t.metrics, "samples": [_slim(row) for _, row in t.rows]}
                   for task, t in run.tasks.items()},
     }
 
 
-def _slim(row: dict[str, Any]) -> dict[str, Any]:
+def _slim(sample: SampleRow) -> dict[str, Any]:
+    row = sample.to_json()
     out = {k: row.get(k) for k in ROW_KEYS if row.get(k) not in (None, [], "") or k in ("output", "references")}
     meta = {k: v for k, v in (row.get("meta") or {}).items() if k in META_KEYS and v}
     if meta:

@@ -1,17 +1,13 @@
 """The runner: task x system -> examples -> responses -> scores -> a run directory.
 
-A run directory holds one system's results on one or more tasks:
-- ``config.json``: everything needed to re-run (command, versions, seed, system options, task specs,
-  data file hashes, metric signatures);
-- ``samples.jsonl``: one line per example (inputs, output, references, per-example scores);
-- ``results.json``: ``{"results": {task: {metric: value}}, "intervals": ..., "signatures": ...}``.
+A run directory holds one system's results on one or more tasks (config.json, samples.jsonl,
+results.json; ``harness/rundir.py`` owns their layout and is the only reader and writer).
 All three are written atomically. Finished tasks are recorded in ``results.json`` as soon as they are
 scored, so a killed multi-task run resumes at the first unfinished task (generation inside a task
 resumes through the generation cache).
 """
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
@@ -21,9 +17,10 @@ from typing import Any, Mapping, Sequence
 
 from harness.plugins import SYSTEMS
 from harness.errors import UserError
-from harness.jsonio import write_json, write_jsonl
 from harness.provenance import environment, file_sha256, seed_everything
 from harness.records import Example, Response
+from harness.rundir import (RunConfig, RunResults, SampleRow, TaskResult, read_config, read_results_if_valid,
+                            read_samples_if_valid, write_config, write_results, write_samples)
 from harness.system import System
 from harness.task import Task
 from harness.plugins import TASKS
@@ -55,13 +52,10 @@ class SystemSpec:
 
 @dataclass
 class TaskOutcome:
-    """What one task produced: the rows of samples.jsonl and its metrics."""
+    """What one task produced: the rows of samples.jsonl, its result and what config.json records."""
 
-    samples: list[dict[str, Any]]
-    metrics: dict[str, float]
-    intervals: dict[str, tuple[float, float]]
-    signature: str
-    not_applicable: dict[str, str]
+    samples: list[SampleRow]
+    result: TaskResult
     provenance: dict[str, Any]
 
 
@@ -91,36 +85,48 @@ def load_examples(task: Task, path: Path, fmt: str | None, limit: int | None = N
     return examples
 
 
-def sample_row(task: Task, example: Example, response: Response, scores: Mapping[str, float]) -> dict[str, Any]:
-    """Return one samples.jsonl line: inputs, output, references and per-example scores."""
+def sample_row(task: Task, example: Example, response: Response, scores: Mapping[str, float],
+               hypothesis: str | None = None) -> SampleRow:
+    """Return one samples.jsonl row: inputs (with the memory text the system saw), the prompt and raw
+    output a prompt-based system reported, the scored hypothesis, references and per-example scores."""
     inputs: dict[str, Any] = {
         "context": [{"speaker": t.speaker, "text": t.text, **({"strategy": t.strategy} if t.strategy else {})} for t in example.context],
         **{k: v for k, v in example.inputs.items()},
     }
     if example.personas:
         inputs["personas"] = {p.owner: list(p.sentences) for p in example.personas}
+    meta = dict(response.meta or {})
     if example.memory is not None:
-        inputs["memory"] = {"user": example.memory.user, "items": len(example.memory.items)}
-    return {
-        "task": task.name,
-        "example_id": example.id,
-        "dialogue_id": example.dialogue_id,
-        "inputs": inputs,
-        "output": response.text,
-        "references": list(example.references),
-        "label": example.label,
-        "predicted_label": response.label,
-        "retrieved": list(response.retrieved),
-        "ref_nll": response.ref_nll,
-        "ref_tokens": response.ref_tokens,
-        "meta": {k: v for k, v in example.meta.items()},
-        "scores": dict(scores),
-    }
+        inputs["memory"] = memory_seen(example, meta)
+    return SampleRow(
+        task=task.name, example_id=example.id, dialogue_id=example.dialogue_id, inputs=inputs,
+        output=response.text, references=list(example.references), label=example.label,
+        predicted_label=response.label, retrieved=list(response.retrieved), ref_nll=response.ref_nll,
+        ref_tokens=response.ref_tokens, meta={k: v for k, v in example.meta.items()}, scores=dict(scores),
+        hypothesis=hypothesis, prompt=meta.get("prompt"), raw_output=meta.get("raw_output"),
+        generation_key=meta.get("generation_key"), evidence_source="system" if response.retrieved else None,
+    )
+
+
+def memory_seen(example: Example, meta: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the memory the system saw: the excerpt's items when it was shown one (``meta["excerpt"]``),
+    else the whole store (a system that searches the store itself sees all of it)."""
+    assert example.memory is not None
+    excerpt = meta.get("excerpt")
+    items = example.memory.items
+    if excerpt is not None:
+        chosen = set(excerpt)
+        items = tuple(item for item in items if item.id in chosen)
+    return {"user": example.memory.user, "store_items": len(example.memory.items),
+            "shown": "excerpt chosen by the task" if excerpt is not None else "whole store",
+            "items": [{"id": item.id, "date": item.date, "text": item.text} for item in items],
+            **({"profile": example.memory.profile} if example.memory.profile else {})}
 
 
 def run_task(system_spec: SystemSpec, spec: TaskSpec) -> TaskOutcome:
     """Run one system on one task and score it with the task's (or the requested) metric profile."""
     from harness.metrics import get_profile
+    from harness.metrics.degenerate import degenerate_warning
 
     task_cls = TASKS.get(spec.name)
     task = task_cls(protocol=spec.protocol, **dict(spec.options))
@@ -142,11 +148,21 @@ def run_task(system_spec: SystemSpec, spec: TaskSpec) -> TaskOutcome:
     if len(responses) != len(examples) or any(r.example_id != e.id for r, e in zip(responses, examples)):
         raise RuntimeError(f"system '{system.name}' returned responses out of order for task '{task.name}'")
     report = profile.score(examples, responses, language=task.language)
-    samples = [sample_row(task, e, r, s) for e, r, s in zip(examples, responses, report.per_example)]
+    hypotheses = [profile.prepare_hypothesis(r.text) for r in responses]
+    samples = [sample_row(task, e, r, s, h) for e, r, s, h in zip(examples, responses, report.per_example, hypotheses)]
+    data_sha = file_sha256(test_path)
+    defaults = task_cls(protocol=spec.protocol).options
+    result = TaskResult(
+        task=task.name, metrics=dict(report.corpus), intervals={k: list(v) for k, v in report.intervals.items()},
+        signature=report.signature, not_applicable=dict(report.not_applicable), n_examples=len(examples),
+        profile=profile.name, unit=profile.unit, table_factor=profile.table_factor, language=task.language,
+        n_dialogues=len({e.dialogue_id for e in examples}), protocol=task.protocol, options=dict(task.options),
+        default_options=task.options == defaults, data_sha256=data_sha, bundled_sample=spec.data is None,
+        limit=spec.limit, warnings=[w for w in [degenerate_warning(hypotheses, task.language)] if w])
     provenance = {
         "task": task.info(),
         "spec": {
-            "data": str(test_path), "data_sha256": file_sha256(test_path),
+            "data": str(test_path), "data_sha256": data_sha,
             "train_data": str(train_path) if train_path else None,
             "train_data_sha256": file_sha256(train_path) if train_path else None,
             "limit": spec.limit, "format": spec.fmt, "bundled_sample": spec.data is None,
@@ -158,15 +174,7 @@ def run_task(system_spec: SystemSpec, spec: TaskSpec) -> TaskOutcome:
         "skipped": dict(getattr(task, "skipped", {}) or {}),
         "respond_seconds": round(seconds, 3),
     }
-    return TaskOutcome(samples, dict(report.corpus), dict(report.intervals), report.signature,
-                       dict(report.not_applicable), provenance)
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    return TaskOutcome(samples, result, provenance)
 
 
 def run_system(system_spec: SystemSpec, task_specs: Sequence[TaskSpec], output_dir: str | Path, *,
@@ -174,12 +182,12 @@ def run_system(system_spec: SystemSpec, task_specs: Sequence[TaskSpec], output_d
     """Run one system on every task spec, writing the run directory; return the results.json content.
 
     With ``resume`` a task already finished in ``output_dir`` under the same configuration is not
-    run again.
+    run again. The directory is created only once a task has finished, so a run that fails before
+    leaves no empty folder behind.
     """
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(seed)
-    config = {
+    config = RunConfig({
         "dialbench_run": 1,
         "command": list(command) if command is not None else sys.argv,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -189,58 +197,43 @@ def run_system(system_spec: SystemSpec, task_specs: Sequence[TaskSpec], output_d
         "tasks": [_spec_json(s) for s in task_specs],
         "environment": environment(),
         "task_runs": {},
-    }
-    previous_config = _read_json(output_dir / "config.json") if resume else None
-    previous_results = _read_json(output_dir / "results.json") if resume else None
-    previous_samples = _read_samples(output_dir / "samples.jsonl") if resume else {}
-    same_setup = bool(previous_config) and all(
-        previous_config.get(k) == config[k] for k in ("seed", "system")
+    })
+    previous_config = read_config(output_dir) if resume else None
+    previous_results = read_results_if_valid(output_dir) if resume else None
+    previous_samples = read_samples_if_valid(output_dir) if resume and previous_results else {}
+    same_setup = previous_config is not None and all(
+        previous_config.data.get(k) == config.data[k] for k in ("seed", "system")
     )
-    results: dict[str, Any] = {"results": {}, "intervals": {}, "signatures": {}, "not_applicable": {},
-                               "n_examples": {}, "system": system_spec.name}
-    samples: dict[str, list[dict[str, Any]]] = {}
+    results = RunResults(system=system_spec.name)
+    samples: dict[str, list[SampleRow]] = {}
     for spec in task_specs:
         spec_json = _spec_json(spec)
-        previous_run = (previous_config or {}).get("task_runs", {}).get(spec.name, {})
-        done_before = (same_setup and previous_results and spec.name in previous_results.get("results", {})
+        previous_run = previous_config.task_run(spec.name) if previous_config else {}
+        done_before = (same_setup and previous_results is not None and spec.name in previous_results.tasks
                        and previous_run.get("request") == spec_json and spec.name in previous_samples
                        and _inputs_unchanged(previous_run.get("spec", {})))
         if done_before:
             log.info("task %s already finished in %s; keeping it", spec.name, output_dir)
-            for key in ("results", "intervals", "signatures", "not_applicable", "n_examples"):
-                results[key][spec.name] = previous_results[key][spec.name]
-            config["task_runs"][spec.name] = previous_config["task_runs"][spec.name]
+            results.tasks[spec.name] = previous_results.tasks[spec.name]
+            config.task_runs[spec.name] = previous_run
             samples[spec.name] = previous_samples[spec.name]
             continue
         print(f"[dialbench] {system_spec.name} on {spec.name} ...", file=sys.stderr, flush=True)
         outcome = run_task(system_spec, spec)
-        results["results"][spec.name] = outcome.metrics
-        results["intervals"][spec.name] = {k: list(v) for k, v in outcome.intervals.items()}
-        results["signatures"][spec.name] = outcome.signature
-        results["not_applicable"][spec.name] = outcome.not_applicable
-        results["n_examples"][spec.name] = len(outcome.samples)
-        config["task_runs"][spec.name] = {"request": spec_json, **outcome.provenance}
+        results.tasks[spec.name] = outcome.result
+        config.task_runs[spec.name] = {"request": spec_json, **outcome.provenance}
         samples[spec.name] = outcome.samples
         # Record progress after every task: a killed run keeps what is finished.
-        write_jsonl(output_dir / "samples.jsonl", [row for rows in samples.values() for row in rows])
-        write_json(output_dir / "config.json", config)
-        write_json(output_dir / "results.json", results)
-    write_jsonl(output_dir / "samples.jsonl", [row for rows in samples.values() for row in rows])
-    write_json(output_dir / "config.json", config)
-    write_json(output_dir / "results.json", results)
-    return results
+        _write_run(output_dir, config, results, samples)
+    _write_run(output_dir, config, results, samples)
+    return results.to_json()
 
 
-def _read_samples(path: Path) -> dict[str, list[dict[str, Any]]]:
-    grouped: dict[str, list[dict[str, Any]]] = {}
-    try:
-        with open(path, encoding="utf-8") as handle:
-            for line in handle:
-                row = json.loads(line)
-                grouped.setdefault(row["task"], []).append(row)
-    except (OSError, ValueError, KeyError):
-        return {}
-    return grouped
+def _write_run(output_dir: Path, config: RunConfig, results: RunResults, samples: Mapping[str, list[SampleRow]]) -> None:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_samples(output_dir, [row for rows in samples.values() for row in rows])
+    write_config(output_dir, config)
+    write_results(output_dir, results)
 
 
 def _weights_id(model: Any) -> str | None:

@@ -17,17 +17,20 @@ import math
 DECIMALS = {"percent": 2, "ppl": 2, "fraction": 4}
 
 
-def shown_unit(signature: str, metric: str, raw: bool = False) -> str:
-    """Return the unit ``metric`` is shown in for a run with ``signature`` (see the module rule)."""
-    from harness.metrics import table_scale
-    from harness.metrics.signature import parse
-
+def shown_unit(signature: str, metric: str, raw: bool = False, *, stored: str | None = None,
+               factor: float | None = None) -> str:
+    """Return the unit ``metric`` is shown in (see the module rule): from the run's stored unit and
+    table factor when known (results.json records both), else read from its signature."""
     if metric == "ppl":
         return "ppl"
-    stored = parse(signature).get("unit", "fraction")
+    if stored is None or factor is None:
+        from harness.metrics import table_scale
+        from harness.metrics.signature import parse
+
+        stored = stored or parse(signature).get("unit", "fraction")
+        factor = table_scale(signature, metric) if factor is None else factor
     if raw:
         return "percent" if stored == "percent" else "fraction"
-    factor = table_scale(signature, metric)
     return "percent" if stored == "percent" or factor >= 100 else "fraction"
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from harness.errors import UserError
+from harness.rundir import TaskResult, read_config, read_results
 from leaderboards.numbers import format_number, shown_unit
 from leaderboards.published import delta_row, load_published
 
@@ -39,47 +40,30 @@ class RunRow:
     """The unit each metric is shown in (``leaderboards/numbers.py``): percent, fraction or ppl."""
     provenance: dict[str, Any] = field(default_factory=dict)
     """Where the row comes from: command, seed, data hash, model (ours) or the source (published)."""
-
-
-def system_label(results: dict[str, Any], config: dict[str, Any]) -> str:
-    """Return a row label: the system name plus the model it ran, when it ran one."""
-    name = results.get("system") or config.get("system", {}).get("name", "?")
-    model = config.get("system", {}).get("options", {}).get("model")
-    return f"{name} ({model})" if model else name
+    result: TaskResult | None = field(default=None, repr=False)
+    """What results.json holds for our rows (profile, unit, data facts), None for the others."""
 
 
 def read_run(run_dir: str | Path) -> list[RunRow]:
     """Return the rows of one run directory; a missing or malformed results.json is a UserError."""
-    run_dir = Path(run_dir)
-    results_path = run_dir / "results.json"
-    if not results_path.exists():
-        raise UserError(f"{results_path}: file not found (is {run_dir} a dialbench run directory?)")
-    try:
-        results = json.loads(results_path.read_text(encoding="utf-8"))
-        config_path = run_dir / "config.json"
-        config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.exists() else {}
-    except ValueError as err:
-        raise UserError(f"{results_path}: not valid JSON ({err})") from None
-    if not isinstance(results.get("results"), dict):
-        raise UserError(f"{results_path}: results: missing object keyed by task id")
-    label = system_label(results, config)
-    rows = []
-    for task, metrics in results["results"].items():
-        task_run = (config.get("task_runs") or {}).get(task) or {}
-        provenance = {"command": " ".join(map(str, config.get("command") or [])), "seed": config.get("seed"),
-                      "created": config.get("created"), "data": (task_run.get("spec") or {}).get("data"),
-                      "data_sha256": (task_run.get("spec") or {}).get("data_sha256"),
-                      "limit": (task_run.get("spec") or {}).get("limit"),
-                      "system_options": (config.get("system") or {}).get("options")}
-        rows.append(RunRow(
-            task=task, system=label, run_dir=str(run_dir), metrics=dict(metrics),
-            intervals=results.get("intervals", {}).get(task, {}),
-            not_applicable=results.get("not_applicable", {}).get(task, {}),
-            signature=results.get("signatures", {}).get(task, ""),
-            n_examples=results.get("n_examples", {}).get(task),
-            provenance={k: v for k, v in provenance.items() if v not in (None, "", {})},
-        ))
-    return rows
+    results = read_results(run_dir)
+    config = read_config(run_dir)
+    label = config.label() if config else results.system
+    return [RunRow(task=task, system=label, run_dir=str(run_dir), metrics=dict(r.metrics), intervals=r.intervals,
+                   not_applicable=r.not_applicable, signature=r.signature, n_examples=r.n_examples, result=r,
+                   provenance=_provenance(config, r))
+            for task, r in results.tasks.items()]
+
+
+def _provenance(config: Any, result: TaskResult) -> dict[str, Any]:
+    """Return what a reader needs to trace a row: command, seed, data and its hash, options."""
+    data = config.data if config else {}
+    spec = (config.task_run(result.task).get("spec") or {}) if config else {}
+    facts = {"command": " ".join(map(str, data.get("command") or [])), "seed": data.get("seed"),
+             "created": data.get("created"), "data": spec.get("data"), "data_sha256": result.data_sha256,
+             "limit": result.limit, "protocol": result.protocol, "task_options": result.options,
+             "system_options": config.system_options if config else None}
+    return {k: v for k, v in facts.items() if v not in (None, "", {})}
 
 
 def task_order(rows: Sequence[RunRow]) -> list[str]:
@@ -142,7 +126,7 @@ def render_table(run_dirs: Sequence[str | Path], fmt: str = "md", *, raw: bool =
         raise UserError(f"unknown table format '{fmt}'; valid choices: {', '.join(FORMATS)}")
     rows = collect_rows(run_dirs, raw=raw, published=published, delta_to=delta_to, references=references)
     if fmt == "json":
-        return json.dumps([row.__dict__ for row in rows], indent=2, ensure_ascii=False) + "\n"
+        return json.dumps([_row_json(row) for row in rows], indent=2, ensure_ascii=False) + "\n"
     if fmt == "csv":
         return _render_csv(rows)
     if fmt == "html":
@@ -167,19 +151,24 @@ def collect_rows(run_dirs: Sequence[str | Path], *, raw: bool = False, published
 def _with_units(row: RunRow) -> RunRow:
     """Return ``row`` in its stored unit, with that unit recorded per metric (``--raw``)."""
     keys = list(row.metrics) + list(row.not_applicable)
-    return replace(row, units={k: shown_unit(row.signature, k, raw=True) for k in keys})
+    return replace(row, units={k: _unit(row, k, raw=True) for k in keys})
+
+
+def _unit(row: RunRow, metric: str, raw: bool = False) -> str:
+    result = row.result
+    if result is not None and result.unit:
+        return shown_unit(row.signature, metric, raw, stored=result.unit, factor=result.table_scale(metric))
+    return shown_unit(row.signature, metric, raw)
 
 
 def _in_paper_units(row: RunRow) -> RunRow:
-    from harness.metrics import table_scale
-
     def scaled(metric: str, value: float | None) -> float | None:
-        return None if value is None else value * table_scale(row.signature, metric)
+        return None if value is None or row.result is None else value * row.result.table_scale(metric)
 
     keys = list(row.metrics) + list(row.not_applicable)
     return replace(row, metrics={k: scaled(k, v) for k, v in row.metrics.items()},
                    intervals={k: [scaled(k, x) for x in v] for k, v in row.intervals.items()},
-                   units={k: shown_unit(row.signature, k) for k in keys})
+                   units={k: _unit(row, k) for k in keys})
 
 
 def published_row(entry: Any) -> RunRow:
@@ -211,6 +200,13 @@ def _with_published(rows: Sequence[RunRow], delta_to: str | None, references: st
                               not_applicable={k: v for k, v in deltas.items() if isinstance(v, str)}, kind="delta",
                               units=dict(row.units)))
         out += [published_row(entry) for entry in entries if entry.task == task]
+    return out
+
+
+def _row_json(row: RunRow) -> dict[str, Any]:
+    out = {k: v for k, v in row.__dict__.items() if k != "result"}
+    if row.result is not None:
+        out.update(profile=row.result.profile, unit=row.result.unit, warnings=list(row.result.warnings))
     return out
 
 

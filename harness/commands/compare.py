@@ -1,7 +1,7 @@
 """``dialbench compare RUN_A RUN_B``: per task and metric, B minus A with a paired bootstrap 95% interval.
 
-Both runs are re-scored from their samples.jsonl with the task's profile (read from config.json, or
-the signature in results.json, or ``--profile``); examples are paired by ``example_id``. Each
+Both runs are re-scored from their samples.jsonl with the task's profile (as results.json records
+it, or ``--profile``); examples are paired by ``example_id``. Each
 resample draws the same examples for A and B and recomputes every corpus metric from summed
 per-example statistics (BLEU from n-gram counts, perplexity from NLL sums, ...), never by averaging
 sentence scores. The p-value is sacreBLEU's paired bootstrap test.
@@ -14,9 +14,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from harness.errors import DataError, UserError
-from harness.jsonio import iter_jsonl, read_json
-from harness.records import Example, Response
+from harness.errors import UserError
+from harness.rundir import RunResults, SampleRow, read_results_if_valid, read_samples
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,54 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def _optional_json(path: Path) -> dict[str, Any]:
-    return read_json(path) if path.is_file() else {}
-
-
-def load_run(run_dir: str) -> tuple[dict[str, list[tuple[int, dict]]], dict[str, str], dict[str, str]]:
-    """Return (task -> [(line, sample row)], task -> profile name, task -> signature) of a run directory."""
-    root = Path(run_dir)
-    samples_path = root / "samples.jsonl"
-    if not root.is_dir():
-        raise UserError(f"{run_dir}: not a run directory")
-    if not samples_path.is_file():
-        raise UserError(f"{samples_path}: file not found (is {run_dir} a dialbench run directory?)")
-    rows: dict[str, list[tuple[int, dict]]] = {}
-    for line, row in iter_jsonl(samples_path):
-        for key in ("task", "example_id", "output", "references"):
-            if not isinstance(row, dict) or key not in row:
-                raise DataError(samples_path, line, key, "missing")
-        rows.setdefault(row["task"], []).append((line, row))
-    signatures = _optional_json(root / "results.json").get("signatures", {}) or {}
-    task_runs = _optional_json(root / "config.json").get("task_runs", {}) or {}
-    profiles = {task: (task_runs.get(task) or {}).get("profile") or _signature_field(signatures.get(task), "profile")
-                for task in rows}
-    return rows, {t: p for t, p in profiles.items() if p}, signatures
-
-
-def _signature_field(sig: str | None, field: str) -> str | None:
-    if not sig:
-        return None
-    from harness.metrics.signature import parse
-
-    return parse(sig).get(field)
-
-
-def to_records(task: str, path: Path, line: int, row: dict) -> tuple[Example, Response]:
-    """Return the Example/Response a sample row describes (only the fields metrics read)."""
-    refs = row["references"]
-    if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs):
-        raise DataError(path, line, "references", "must be a list of strings")
-    meta = dict(row.get("meta") or {})
-    for key in ("evidence", "keywords"):
-        if isinstance(meta.get(key), list):
-            meta[key] = tuple(meta[key])
-    example = Example(id=str(row["example_id"]), task=task, dialogue_id=str(row.get("dialogue_id", "")), context=(),
-                      references=tuple(refs), label=row.get("label"), meta=meta)
-    response = Response(example_id=example.id, text=str(row["output"] or ""), label=row.get("predicted_label"),
-                        retrieved=tuple(row.get("retrieved") or ()), ref_nll=row.get("ref_nll"),
-                        ref_tokens=row.get("ref_tokens"))
-    return example, response
+def load_run(run_dir: str) -> tuple[dict[str, list[tuple[int, SampleRow]]], RunResults | None]:
+    """Return (task -> [(line, sample row)], results.json or None) of a run directory."""
+    rows = read_samples(run_dir)
+    return rows, read_results_if_valid(run_dir)
 
 
 def compare_task(task: str, rows_a, rows_b, profile_name: str, language: str, path_a: Path, path_b: Path,
@@ -83,12 +38,12 @@ def compare_task(task: str, rows_a, rows_b, profile_name: str, language: str, pa
     """Return ``{"n": ..., "metrics": {key: PairedResult-as-dict}, "not_applicable": {...}}`` for one task."""
     from harness.metrics import bootstrap, get_profile
 
-    by_id_b = {str(r["example_id"]): (line, r) for line, r in rows_b}
-    pairs = [((la, ra), by_id_b[str(ra["example_id"])]) for la, ra in rows_a if str(ra["example_id"]) in by_id_b]
+    by_id_b = {r.example_id: (line, r) for line, r in rows_b}
+    pairs = [((la, ra), by_id_b[ra.example_id]) for la, ra in rows_a if ra.example_id in by_id_b]
     if not pairs:
         raise UserError(f"task '{task}': the two runs share no example_id")
-    records_a = [to_records(task, path_a, la, ra) for (la, ra), _ in pairs]
-    records_b = [to_records(task, path_b, lb, rb) for _, (lb, rb) in pairs]
+    records_a = [ra.records() for (_, ra), _ in pairs]
+    records_b = [rb.records() for _, (_, rb) in pairs]
     profile = get_profile(profile_name)
     batches = [profile.batch([r.text for _, r in recs], [e.references for e, _ in recs], language,
                              [e for e, _ in recs], [r for _, r in recs]) for recs in (records_a, records_b)]
@@ -112,8 +67,12 @@ def _fmt(x: float) -> str:
 def run(args: argparse.Namespace) -> int:
     if args.resamples < 1:
         raise UserError("--resamples must be at least 1")
-    rows_a, profiles_a, sigs_a = load_run(args.run_a)
-    rows_b, profiles_b, sigs_b = load_run(args.run_b)
+    rows_a, results_a = load_run(args.run_a)
+    rows_b, results_b = load_run(args.run_b)
+    facts_a = results_a.tasks if results_a else {}
+    facts_b = results_b.tasks if results_b else {}
+    profiles_a = {t: r.profile for t, r in facts_a.items() if r.profile}
+    profiles_b = {t: r.profile for t, r in facts_b.items() if r.profile}
     tasks = [t for t in rows_a if t in rows_b]
     if not tasks:
         raise UserError(f"{args.run_a} and {args.run_b} share no task")
@@ -126,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.profile and profiles_b.get(task) not in (None, profile):
             raise UserError(f"task '{task}': the runs used different profiles ({profile} vs {profiles_b[task]}); "
                             "pass --profile to score both the same way")
-        language = _signature_field(sigs_a.get(task) or sigs_b.get(task), "lang") or "en"
+        language = next((r.language for r in (facts_a.get(task), facts_b.get(task)) if r and r.language), "en")
         report["tasks"][task] = compare_task(task, rows_a[task], rows_b[task], profile, language,
                                              Path(args.run_a) / "samples.jsonl", Path(args.run_b) / "samples.jsonl",
                                              args.resamples, args.seed)

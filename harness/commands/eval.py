@@ -94,11 +94,12 @@ def weights_changed(output: Path, weights: str) -> bool:
     The runner keeps finished tasks of a matching configuration, and the configuration names the
     model by path; a checkpoint retrained into the same folder must not be mistaken for the old one.
     """
-    try:
-        config = json.loads((output / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    from harness.rundir import read_config
+
+    config = read_config(output)
+    if config is None:
         return False
-    recorded = [run.get("system", {}).get("fingerprint") for run in config.get("task_runs", {}).values()]
+    recorded = [(run.get("system") or {}).get("fingerprint") for run in config.task_runs.values()]
     return any(f and f.split("|")[0] != weights for f in recorded)
 
 

@@ -6,7 +6,7 @@ fails on noise, significance alone fails on negligible drops). Perplexity is low
 other metric higher-is-better. Tolerances are in the unit the leaderboard shows (papers' units):
 ``--tolerance BLEU=0.5`` allows half a BLEU point, ``--relative BLEU=2%`` 2% of the baseline value;
 ``*`` names every metric. Exit 2 (one line) on unusable input: a baseline task missing from the
-candidate, or one whose signature, data hash, limit or example ids differ: a regression check never
+candidate, or one whose signature, protocol, task options, data hash, limit or example ids differ: a regression check never
 compares numbers made by different recipes or on different data.
 
 Both sides are re-scored from their rows (``harness/baseline.py``); a baseline whose own rows no
@@ -79,12 +79,12 @@ def unusable(base: ScoredTask, cand: ScoredTask | None) -> str | None:
     """Return why ``cand`` cannot be checked against ``base`` (one line), or None when comparable."""
     if cand is None:
         return f"task '{base.task}': in the baseline but not in the candidate"
-    for name in ("profile", "signature", "data_sha256", "limit"):
+    for name in ("profile", "signature", "protocol", "options", "data_sha256", "limit"):
         ours, theirs = getattr(base, name), getattr(cand, name)
         if ours != theirs:
             return f"task '{base.task}': {name} differs (baseline {_short(ours)}, candidate {_short(theirs)})"
-    ids_base = {str(r["example_id"]) for _, r in base.rows}
-    ids_cand = {str(r["example_id"]) for _, r in cand.rows}
+    ids_base = {r.example_id for _, r in base.rows}
+    ids_cand = {r.example_id for _, r in cand.rows}
     if ids_base != ids_cand:
         return (f"task '{base.task}': example ids differ ({len(ids_base - ids_cand)} only in the baseline, "
                 f"{len(ids_cand - ids_base)} only in the candidate)")

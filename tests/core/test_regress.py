@@ -107,12 +107,13 @@ def test_two_sided_fails_on_a_significant_rise(run_a, tmp_path, capsys):
 
 @pytest.mark.parametrize("name, edit", [
     ("signature", dict(change_results=lambda r: r["signatures"].update({TASK: r["signatures"][TASK] + "|x:1"}))),
-    ("data_sha256", dict(change_config=lambda c: c["task_runs"][TASK]["spec"].update(data_sha256="0" * 64))),
-    ("limit", dict(change_config=lambda c: c["task_runs"][TASK]["spec"].update(limit=5))),
+    ("data_sha256", dict(change_results=lambda r: r["tasks"][TASK].update(data_sha256="0" * 64))),
+    ("limit", dict(change_results=lambda r: r["tasks"][TASK].update(limit=5))),
+    ("protocol", dict(change_results=lambda r: r["tasks"][TASK].update(protocol="other"))),
     ("example ids", dict(change_rows=lambda rows: rows[:-1])),
     ("not in the candidate", dict(change_rows=lambda rows: [{**r, "task": "other_task"} for r in rows],
-                                  change_results=lambda r: r["signatures"].update(other_task=r["signatures"][TASK]),
-                                  change_config=lambda c: c["task_runs"].update(other_task=c["task_runs"][TASK]))),
+                                  change_results=lambda r: [r[k].update(other_task=r[k].pop(TASK)) for k in
+                                                            ("results", "signatures", "tasks", "intervals")])),
 ])
 def test_unusable_input_exits_2(run_a, tmp_path, capsys, name, edit):
     other = edited_copy(run_a, tmp_path, "other", **edit)
@@ -129,7 +130,7 @@ def test_baseline_file_round_trips(run_a, tmp_path, capsys):
     from_file, from_dir = load_scored(path).tasks[TASK], load_scored(run_a).tasks[TASK]
     for field in ("profile", "language", "signature", "data_sha256", "limit", "metrics"):
         assert getattr(from_file, field) == getattr(from_dir, field)
-    assert [r["output"] for _, r in from_file.rows] == [r["output"] for _, r in from_dir.rows]
+    assert [r.output for _, r in from_file.rows] == [r.output for _, r in from_dir.rows]
     assert regress(capsys, path, run_a)[0] == 0
     better = edited_copy(run_a, tmp_path, "better", change_rows=perfect)
     rescored_results(better)

@@ -22,7 +22,7 @@ def write_run(path, outputs, task="esconv_strategy", profile="basic", labels=Non
     path.mkdir()
     (path / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (path / "config.json").write_text(json.dumps({"task_runs": {task: {"profile": profile}}}))
-    (path / "results.json").write_text(json.dumps({"signatures": {task: f"profile:{profile}|lang:en"}}))
+    (path / "results.json").write_text(json.dumps({"results": {task: {}}, "signatures": {task: f"profile:{profile}|lang:en"}}))
     return rows
 
 
