@@ -77,3 +77,20 @@ def test_published_rows_and_deltas_only_where_recipes_match(tmp_path):
 def test_delta_to_unknown_published_system_lists_choices(runs):
     with pytest.raises(UserError, match="valid choices: .*OPT-125M-SPT"):
         render_table(runs, fmt="md", delta_to="GPT-5")
+
+
+def test_one_formatting_rule_fixed_decimals_per_column_by_unit(tmp_path):
+    """A column never mixes 0.0000 and 7.30: decimals come from the unit shown, not the value."""
+    from leaderboards.numbers import format_number
+
+    run = make_run(tmp_path / "fmt", "copy_last", {"esconv_strategy": {"Bleu_1": 0.073, "Bleu_4": 0.0000016, "ppl": 42.2149}})
+    results = json.loads((run / "results.json").read_text())
+    results["signatures"]["esconv_strategy"] = "profile:nlgeval|unit:fraction"  # x100 in tables
+    (run / "results.json").write_text(json.dumps(results))
+    row = next(line for line in render_table([run], fmt="md").splitlines() if line.startswith("| copy_last"))
+    assert [c.strip() for c in row.strip("|").split("|")][1:4] == ["7.30", "0.00", "42.21"]
+    raw = next(line for line in render_table([run], fmt="md", raw=True).splitlines() if line.startswith("| copy_last"))
+    assert [c.strip() for c in raw.strip("|").split("|")][1:4] == ["0.0730", "0.0000", "42.21"]
+    csv_row = next(csv.DictReader(io.StringIO(render_table([run], fmt="csv"))))
+    assert (csv_row["Bleu_1"], csv_row["Bleu_4"]) == ("7.30", "0.00")
+    assert format_number(0.5, "percent", signed=True) == "+0.50" and format_number(-0.5, "fraction") == "-0.5000"
