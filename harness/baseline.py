@@ -48,12 +48,11 @@ class ScoredTask:
 
 @dataclass
 class ScoredRun:
-    """A run directory or baseline file: its tasks, a label and the file rows are reported against."""
+    """A run directory or baseline file: where it is, its system and its tasks."""
 
     source: str
     system: str
     tasks: dict[str, ScoredTask]
-    rows_path: Path
 
 
 def load_scored(path: str | Path) -> ScoredRun:
@@ -78,7 +77,7 @@ def _from_run_dir(root: Path) -> ScoredRun:
             task=task, profile=result.profile, language=result.language or _lang(result.signature),
             signature=result.signature, data_sha256=result.data_sha256, limit=result.limit,
             metrics=dict(result.metrics), rows=task_rows, protocol=result.protocol, options=dict(result.options))
-    return ScoredRun(str(root), results.system, tasks, root / "samples.jsonl")
+    return ScoredRun(str(root), results.system, tasks)
 
 
 def _lang(signature: str) -> str:
@@ -102,7 +101,7 @@ def _from_baseline(path: Path) -> ScoredRun:
                                  entry.get("protocol"), dict(entry.get("options") or {}))
     if not tasks:
         raise UserError(f"{path}: tasks: no task in the baseline file")
-    return ScoredRun(str(path), str(data.get("system", "?")), tasks, path)
+    return ScoredRun(str(path), str(data.get("system", "?")), tasks)
 
 
 def baseline_json(run_dir: str | Path) -> dict[str, Any]:

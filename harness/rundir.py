@@ -152,8 +152,12 @@ class TaskResult:
     default_options: bool | None = None
     """True when every task option had its default value."""
     data_sha256: str | None = None
+    data_counts: dict[str, int] = field(default_factory=dict)
+    """Counts of the whole test file (``dialogues``, ``turns``), to match a published split's."""
     bundled_sample: bool | None = None
     limit: int | None = None
+    interval_notes: dict[str, str] = field(default_factory=dict)
+    """Why a metric has no interval (corpus Distinct-n), by key."""
     warnings: list[str] = field(default_factory=list)
     """Reasons the numbers may mislead (degenerate outputs); tables print them as footnotes."""
 

@@ -131,7 +131,14 @@ def run_task(system_spec: SystemSpec, spec: TaskSpec) -> TaskOutcome:
     task_cls = TASKS.get(spec.name)
     task = task_cls(protocol=spec.protocol, **dict(spec.options))
     test_path, train_path = resolve_data(task, spec)
-    examples = load_examples(task, test_path, spec.fmt, spec.limit)
+    dialogues = task.load(test_path, spec.fmt)
+    examples = task.build_examples(dialogues)
+    data_counts = {"dialogues": len(dialogues), "turns": sum(len(d.turns) for d in dialogues)}
+    skipped = dict(getattr(task, "skipped", {}) or {})  # before the training data's build resets it
+    if spec.limit is not None:
+        examples = examples[:spec.limit]
+    if not examples:
+        raise UserError(f"{test_path}: no examples for task '{task.name}'")
     profile = get_profile(spec.profile or task.default_profile)
     profile.prepare()  # slow metric resources (the METEOR JVM) load while the system generates
     system_cls = SYSTEMS.get(system_spec.name)
@@ -157,8 +164,8 @@ def run_task(system_spec: SystemSpec, spec: TaskSpec) -> TaskOutcome:
         signature=report.signature, not_applicable=dict(report.not_applicable), n_examples=len(examples),
         profile=profile.name, unit=profile.unit, table_factor=profile.table_factor, language=task.language,
         n_dialogues=len({e.dialogue_id for e in examples}), protocol=task.protocol, options=dict(task.options),
-        default_options=task.options == defaults, data_sha256=data_sha, bundled_sample=spec.data is None,
-        limit=spec.limit, warnings=[w for w in [degenerate_warning(hypotheses, task.language)] if w])
+        default_options=task.options == defaults, data_sha256=data_sha, data_counts=data_counts, bundled_sample=spec.data is None,
+        limit=spec.limit, interval_notes=dict(report.interval_notes), warnings=[w for w in [degenerate_warning(hypotheses, task.language)] if w])
     provenance = {
         "task": task.info(),
         "spec": {
@@ -171,7 +178,7 @@ def run_task(system_spec: SystemSpec, spec: TaskSpec) -> TaskOutcome:
         "signature": report.signature,
         "n_examples": len(examples),
         "system": system_info,
-        "skipped": dict(getattr(task, "skipped", {}) or {}),
+        "skipped": skipped,
         "respond_seconds": round(seconds, 3),
     }
     return TaskOutcome(samples, result, provenance)

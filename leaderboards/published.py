@@ -1,8 +1,9 @@
 """Published reference numbers, so a leaderboard can show ours beside the papers' with the delta.
 
 Each entry records its source, the metric profile (recipe) its numbers correspond to and their unit.
-A delta is shown only where the run used the same profile: numbers from different recipes differ by
-several points (see ../shared/docs/metrics.md) and must not be subtracted silently.
+A delta is shown only where ``harness.comparability`` finds the run comparable (same profile,
+protocol, options and split, no limit): numbers from different recipes differ by several points
+(see ../shared/docs/metrics.md) and must not be subtracted silently.
 """
 from __future__ import annotations
 
@@ -29,6 +30,13 @@ class PublishedEntry:
     recipe: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     """Per-metric recipe details: ``note`` and ``signature_contains`` (what our signature must say)."""
     caveat: str = ""
+    protocol: str = "default"
+    """The task protocol (example rule) the published numbers correspond to."""
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """Task options the published numbers need (empty: the task's defaults)."""
+    data: Mapping[str, Any] = field(default_factory=dict)
+    """The published test split: ``split`` (its name) and the counts that identify it (``dialogues``,
+    ``turns``, ``examples``); without counts no delta is printed, since the same data cannot be confirmed."""
 
     @property
     def label(self) -> str:
@@ -47,21 +55,29 @@ def load_published(path: str | Path | None = None) -> list[PublishedEntry]:
         raise UserError(f"{path}: entries: malformed reference file ({err})") from None
 
 
-def delta_row(metrics: Mapping[str, Any], signature: str, entry: PublishedEntry) -> dict[str, float | str]:
-    """Return ``ours - published`` per shared metric, or a reason string where they are not comparable."""
-    from harness.metrics.signature import parse
+def delta_row(row_result: Any, entry: PublishedEntry, label: str = "ours") -> tuple[dict[str, float], dict[str, str], dict[str, str]]:
+    """Return (``ours - published`` per comparable metric, {metric: why not}, {metric: size note}).
 
-    profile = parse(signature).get("profile")
-    deltas: dict[str, float | str] = {}
+    ``row_result`` is our ``harness.rundir.TaskResult`` in the published entry's unit. Every check of
+    ``harness.comparability`` applies: a delta that fails one is not computed, and the reason is kept.
+    """
+    from harness.comparability import Side, check_published, metric_reason, size_dependent_keys, size_note
+
+    verdict = check_published(Side.from_result(row_result, label), Side.from_published(entry))
+    sized = size_dependent_keys(row_result.profile)
+    deltas: dict[str, float] = {}
+    reasons: dict[str, str] = {}
+    notes: dict[str, str] = {}
     for metric, published in entry.metrics.items():
-        ours = metrics.get(metric)
+        ours = row_result.metrics.get(metric)
         if ours is None:
             continue
-        recipe = entry.recipe.get(metric, {})
-        if profile != entry.profile:
-            deltas[metric] = f"not comparable: ours used profile '{profile}', published used '{entry.profile}'"
-        elif recipe.get("signature_contains") and recipe["signature_contains"] not in signature:
-            deltas[metric] = f"not comparable: published used {recipe.get('note', recipe['signature_contains'])}"
-        else:
-            deltas[metric] = ours - published
-    return deltas
+        reason = verdict.explain() or metric_reason(metric, row_result.signature, entry.recipe)
+        if reason:
+            reasons[metric] = reason
+            continue
+        deltas[metric] = ours - published
+        if metric in sized:
+            notes[metric] = size_note(metric, row_result.n_examples, Side.from_published(entry).n_examples,
+                                      "ours", "published")
+    return deltas, reasons, notes

@@ -40,6 +40,8 @@ class RunRow:
     """The unit each metric is shown in (``leaderboards/numbers.py``): percent, fraction or ppl."""
     provenance: dict[str, Any] = field(default_factory=dict)
     """Where the row comes from: command, seed, data hash, model (ours) or the source (published)."""
+    notes: dict[str, str] = field(default_factory=dict)
+    """Footnotes attached to a shown value (the corpus sizes behind a Distinct-n delta)."""
     result: TaskResult | None = field(default=None, repr=False)
     """What results.json holds for our rows (profile, unit, data facts), None for the others."""
 
@@ -105,7 +107,8 @@ class _Footnotes:
 
 def _cell(row: RunRow, metric: str, notes: _Footnotes, unit: str) -> str:
     if metric in row.metrics and row.metrics[metric] is not None:
-        return format_number(row.metrics[metric], unit, signed=row.kind == "delta")
+        value = format_number(row.metrics[metric], unit, signed=row.kind == "delta")
+        return value + (f" {notes.mark(row.notes[metric])}" if metric in row.notes else "")
     if row.kind != "run" and metric not in row.not_applicable:
         return "–"
     reason = row.not_applicable.get(metric) or f"{metric} not computed for {row.task}"
@@ -171,10 +174,23 @@ def _in_paper_units(row: RunRow) -> RunRow:
                    units={k: _unit(row, k) for k in keys})
 
 
-def published_row(entry: Any) -> RunRow:
-    """Return a published entry as a leaderboard row (its unit from the entry, ppl unscaled)."""
+def _published_row(entry: Any, ours: Sequence[RunRow]) -> RunRow:
+    """Return a published row whose cells are kept only where one of our rows is comparable with it."""
+    from harness.comparability import Side, check_published, metric_reason
+
     source = entry.source + (f"; caveat: {entry.caveat}" if entry.caveat else "")
-    return RunRow(task=entry.task, system=entry.label, run_dir=entry.source, metrics=dict(entry.metrics),
+    shown: dict[str, float] = {}
+    hidden: dict[str, str] = {}
+    for metric, value in entry.metrics.items():
+        reasons = []
+        for row in (r for r in ours if r.result is not None):
+            verdict = check_published(Side.from_result(row.result, row.system), Side.from_published(entry))
+            reasons.append(verdict.explain() or metric_reason(metric, row.signature, entry.recipe))
+        if reasons and all(reasons):
+            hidden[metric] = f"{entry.system} [published] {reasons[0]}"
+        else:
+            shown[metric] = value
+    return RunRow(task=entry.task, system=entry.label, run_dir=entry.source, metrics=shown, not_applicable=hidden,
                   signature=f"profile:{entry.profile}|unit:{entry.unit}|source:{source}", kind="published",
                   units={k: "ppl" if k == "ppl" else entry.unit for k in entry.metrics},
                   provenance={"source": entry.source, "caveat": entry.caveat, "profile": entry.profile})
@@ -188,18 +204,18 @@ def _with_published(rows: Sequence[RunRow], delta_to: str | None, references: st
     out: list[RunRow] = []
     tasks = list(dict.fromkeys(r.task for r in rows))
     for task in tasks:
-        for row in (r for r in rows if r.task == task):
-            row = _in_paper_units(row)
+        ours = [_in_paper_units(r) for r in rows if r.task == task]
+        for row in ours:
             out.append(row)
             target = next((e for e in entries if e.task == task and e.system == delta_to), None)
-            if target is None:
+            if target is None or row.result is None:
                 continue
-            deltas = delta_row(row.metrics, row.signature, target)
+            in_units = replace(row.result, metrics=row.metrics)
+            deltas, reasons, notes = delta_row(in_units, target, row.system)
             out.append(RunRow(task=task, system=f"Δ {row.system} − {target.system}", run_dir=row.run_dir,
-                              metrics={k: v for k, v in deltas.items() if not isinstance(v, str)},
-                              not_applicable={k: v for k, v in deltas.items() if isinstance(v, str)}, kind="delta",
+                              metrics=deltas, not_applicable=reasons, notes=notes, kind="delta",
                               units=dict(row.units)))
-        out += [published_row(entry) for entry in entries if entry.task == task]
+        out += [_published_row(entry, ours) for entry in entries if entry.task == task]
     return out
 
 

@@ -1,13 +1,13 @@
 """The table of ``dialbench reproduce``: per task and metric, our number beside the published one.
 
-A delta is given only where the metric recipes match (same profile and, per metric, what the
-published entry's recipe requires of our signature, ``leaderboards/published.py``); a published
+A delta is given only where ``harness.comparability`` allows it (same profile and per-metric recipe,
+protocol, options, the published split's counts, no ``--limit``; via ``leaderboards.published.delta_row``); a published
 number that was judged by humans, or that the paper recipe marks as made by a different recipe, is
 shown without a delta and with the reason. Numbers follow ``leaderboards/numbers.py``.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Sequence
 
 from leaderboards.numbers import format_number
@@ -38,7 +38,10 @@ def compare_rows(ours: Sequence[RunRow], comparison: Comparison, entry: Publishe
     out = []
     for row in ours:
         published = dict(entry.metrics) if entry is not None else dict(human or {})
-        deltas = delta_row(row.metrics, row.signature, entry) if entry is not None else {}
+        deltas: dict[str, float] = {}
+        reasons: dict[str, str] = {}
+        if entry is not None and row.result is not None:
+            deltas, reasons, _ = delta_row(replace(row.result, metrics=row.metrics), entry, row.system)
         for metric in comparison.metrics:
             value = row.metrics.get(metric)
             unit = row.units.get(metric, "ppl" if metric == "ppl" else "percent")
@@ -49,10 +52,10 @@ def compare_rows(ours: Sequence[RunRow], comparison: Comparison, entry: Publishe
                 match = f"no: {comparison.different_recipe}"
             elif value is None:
                 match = f"no: {row.not_applicable.get(metric, 'not computed')}"
-            elif isinstance(deltas.get(metric), str):
-                match = f"no: {deltas[metric].removeprefix('not comparable: ')}"
-            else:
+            elif metric in deltas:
                 delta, match = float(deltas[metric]), "yes"
+            else:
+                match = f"no: {reasons.get(metric, 'our run records no task facts').removeprefix('not comparable: ')}"
             out.append(ComparedMetric(row.task, metric, row.system, comparison.published, value,
                                       published.get(metric), delta, match, unit))
     return out

@@ -2,7 +2,9 @@
 
 A metric *regresses* when it moved the wrong way by more than its tolerance AND the paired
 bootstrap 95% interval of ``candidate - baseline`` excludes zero (both conditions: a tolerance alone
-fails on noise, significance alone fails on negligible drops). Perplexity is lower-is-better; every
+fails on noise, significance alone fails on negligible drops); a metric without a valid bootstrap
+interval (corpus Distinct-n, whose value depends on corpus size) is judged by its tolerance alone,
+so a gate is never silently blind to it. Perplexity is lower-is-better; every
 other metric higher-is-better. Tolerances are in the unit the leaderboard shows (papers' units):
 ``--tolerance BLEU=0.5`` allows half a BLEU point, ``--relative BLEU=2%`` 2% of the baseline value;
 ``*`` names every metric. Exit 2 (one line) on unusable input: a baseline task missing from the
@@ -22,7 +24,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from harness.baseline import ScoredRun, ScoredTask, baseline_json, dumps, load_scored
+from harness.baseline import ScoredTask, baseline_json, dumps, load_scored
 from harness.cliargs import assignments, comma_list
 from harness.errors import UserError
 
@@ -76,13 +78,18 @@ def parse_tolerances(absolute: list[str] | None, relative: list[str] | None) -> 
 
 
 def unusable(base: ScoredTask, cand: ScoredTask | None) -> str | None:
-    """Return why ``cand`` cannot be checked against ``base`` (one line), or None when comparable."""
+    """Return why ``cand`` cannot be checked against ``base`` (one line), or None when comparable:
+    ``harness.comparability.check_runs`` (profile, signature, protocol, options, data, limit) plus
+    the same example ids, which pairing needs."""
+    from harness.comparability import Side, check_runs
+
     if cand is None:
         return f"task '{base.task}': in the baseline but not in the candidate"
-    for name in ("profile", "signature", "protocol", "options", "data_sha256", "limit"):
-        ours, theirs = getattr(base, name), getattr(cand, name)
-        if ours != theirs:
-            return f"task '{base.task}': {name} differs (baseline {_short(ours)}, candidate {_short(theirs)})"
+    sides = [Side(label=label, profile=t.profile, signature=t.signature, protocol=t.protocol, options=t.options,
+                  data_sha256=t.data_sha256, limit=t.limit) for label, t in (("baseline", base), ("candidate", cand))]
+    verdict = check_runs(*sides)
+    if not verdict.comparable:
+        return f"task '{base.task}': " + "; ".join(verdict.reasons)
     ids_base = {r.example_id for _, r in base.rows}
     ids_cand = {r.example_id for _, r in cand.rows}
     if ids_base != ids_cand:
@@ -91,21 +98,16 @@ def unusable(base: ScoredTask, cand: ScoredTask | None) -> str | None:
     return None
 
 
-def _short(value: Any) -> str:
-    text = str(value)
-    return text if len(text) <= 60 else text[:28] + "…" + text[-28:]
-
-
-def check_task(base: ScoredTask, cand: ScoredTask, baseline: ScoredRun, candidate: ScoredRun, tolerances: Tolerances,
-               only: list[str], two_sided: bool, resamples: int, seed: int) -> dict[str, Any]:
+def check_task(base: ScoredTask, cand: ScoredTask, tolerances: Tolerances, only: list[str], two_sided: bool,
+               resamples: int, seed: int) -> dict[str, Any]:
     """Return the verdict of every metric of one task (see the module docstring)."""
     from harness.commands.compare import compare_task
     from harness.metrics import get_profile, table_scale
     from harness.metrics.perplexity import Perplexity
     from leaderboards.numbers import shown_unit
 
-    compared = compare_task(base.task, base.rows, cand.rows, base.profile, base.language, baseline.rows_path,
-                            candidate.rows_path, resamples, seed)
+    compared = compare_task(base.task, base.rows, cand.rows, base.profile, base.language,
+                            resamples=resamples, seed=seed)
     lower_better = {k for m in get_profile(base.profile).metrics if isinstance(m, Perplexity) for k in m.keys}
     metrics: dict[str, Any] = {}
     for key, r in compared["metrics"].items():
@@ -116,7 +118,9 @@ def check_task(base: ScoredTask, cand: ScoredTask, baseline: ScoredRun, candidat
         sign = -1.0 if key in lower_better else 1.0
         worse = -sign * r["delta"] * scale  # > 0 when the candidate is worse, in the table's unit
         allowed = tolerances.allowed(key, r["a"] * scale)
-        significant = not (math.isnan(r["low"]) or r["low"] <= 0 <= r["high"])
+        no_interval = r["low"] is None or math.isnan(r["low"])
+        # Without a valid interval (corpus Distinct-n) significance cannot be shown: the tolerance alone decides.
+        significant = no_interval or not r["low"] <= 0 <= r["high"]
         drift = recorded is not None and not _close(recorded, r["a"])
         moved = worse if not two_sided else abs(worse)
         if drift:
@@ -127,7 +131,8 @@ def check_task(base: ScoredTask, cand: ScoredTask, baseline: ScoredRun, candidat
             verdict = "not-significant"
         else:
             verdict = "ok"
-        metrics[key] = {**{k: (v * scale if k in ("a", "b", "delta", "low", "high") else v) for k, v in r.items()},
+        metrics[key] = {**{k: (v * scale if k in ("a", "b", "delta", "low", "high") and v is not None else v)
+                           for k, v in r.items()}, "interval": not no_interval,
                         "recorded_baseline": None if recorded is None else recorded * scale,
                         "allowed": allowed, "lower_is_better": key in lower_better,
                         "unit": shown_unit(base.signature, key), "verdict": verdict}
@@ -162,8 +167,8 @@ def run(args: argparse.Namespace) -> int:
               "resamples": args.resamples, "seed": args.seed, "tasks": {},
               "not_gated": sorted(set(candidate.tasks) - set(baseline.tasks))}
     for name, task in baseline.tasks.items():
-        report["tasks"][name] = check_task(task, candidate.tasks[name], baseline, candidate, tolerances, only,
-                                           args.two_sided, args.resamples, args.seed)
+        report["tasks"][name] = check_task(task, candidate.tasks[name], tolerances, only, args.two_sided,
+                                           args.resamples, args.seed)
     failures = [(t, m, r["verdict"]) for t, res in report["tasks"].items() for m, r in res["metrics"].items()
                 if r["verdict"] in FAILING]
     report["status"] = "fail" if failures else "pass"
@@ -191,8 +196,11 @@ def markdown(report: dict[str, Any]) -> str:
         for key, r in result["metrics"].items():
             f = lambda v, signed=False, u=r["unit"]: format_number(v, u, signed=signed)  # noqa: E731
             mark = "**" if r["verdict"] in FAILING else ""
-            lines.append(f"| {key} | {f(r['a'])} | {f(r['b'])} | {f(r['delta'], True)} | [{f(r['low'])}, {f(r['high'])}] "
-                         f"| {r['p_value']:.3f} | {f(r['allowed'])} | {mark}{r['verdict']}{mark} |")
+            interval = f"[{f(r['low'])}, {f(r['high'])}]" if r["interval"] else "none (tolerance decides)"
+            p = r.get("p_value")
+            p_text = f"{p:.3f}" if isinstance(p, float) and not math.isnan(p) else "–"
+            lines.append(f"| {key} | {f(r['a'])} | {f(r['b'])} | {f(r['delta'], True)} | {interval} "
+                         f"| {p_text} | {f(r['allowed'])} | {mark}{r['verdict']}{mark} |")
     if report["not_gated"]:
         lines += ["", "Not gated (not in the baseline): " + ", ".join(report["not_gated"])]
     return "\n".join(lines)

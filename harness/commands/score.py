@@ -66,6 +66,9 @@ def run(args: argparse.Namespace) -> int:
     width = max(map(len, list(report.corpus) + list(report.not_applicable)), default=6)
     print(f"{len(hyps)} hypotheses, {len(args.references)} reference set(s), profile {profile.name} ({profile.unit})")
     for key, value in report.corpus.items():
+        if key in report.interval_notes:
+            print(f"{key:<{width}}  {_fmt(value)}  95% CI {report.interval_notes[key]}")
+            continue
         low, high = report.intervals.get(key, (float("nan"), float("nan")))
         print(f"{key:<{width}}  {_fmt(value)}  95% CI [{_fmt(low)}, {_fmt(high)}]")
     for key, reason in report.not_applicable.items():

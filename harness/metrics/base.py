@@ -66,10 +66,11 @@ class Metric(ABC):
     keys: tuple[str, ...] = ()
     needs_references: ClassVar[bool] = True
     value_range: tuple[float, float] | None = None
-    """Bounds of the metric's values, when bias-shifted intervals must be clipped to them."""
-    resampling_bias: ClassVar[bool] = False
-    """True when resampling with replacement biases the metric (duplicates lower corpus Distinct-n):
-    its bootstrap intervals are shifted by the bootstrap estimate of that bias."""
+    """Bounds of the metric's values, where they are known (checked by the interval tests)."""
+    interval_unavailable: ClassVar[str | None] = None
+    """Why no bootstrap interval is valid for this metric (None: the percentile bootstrap is)."""
+    size_dependent: ClassVar[bool] = False
+    """True when the value depends on corpus size (corpus Distinct-n): deltas must name the sizes."""
     starts_in_background: ClassVar[bool] = False
     """True when :meth:`prepare`/:meth:`begin` start slow work (a JVM): such metrics are collected last."""
     languages: ClassVar[tuple[str, ...]] = ("en", "zh")

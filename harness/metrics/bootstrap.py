@@ -40,32 +40,39 @@ def resampled_values(metric: Metric, stats: Any, counts: np.ndarray) -> dict[str
     return {key: np.concatenate([p[key] for p in parts]) for key in metric.keys}
 
 
+def unavailable_reason(metric: Metric) -> str | None:
+    """Return why resampling gives no valid interval for ``metric`` (corpus Distinct-n), or None."""
+    return metric.interval_unavailable
+
+
+def _percentiles(values: np.ndarray, level: float) -> tuple[float, float]:
+    tail = (1 - level) / 2 * 100
+    return float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))
+
+
 def intervals(metric: Metric, stats: Any, counts: np.ndarray, level: float = 0.95,
               observed: dict[str, float] | None = None) -> dict[str, tuple[float, float]]:
     """Return the percentile bootstrap interval of each key of ``metric``.
 
-    For a metric with ``resampling_bias`` (corpus Distinct-n) the percentiles are shifted by the
-    bootstrap bias estimate (mean of resamples minus ``observed``), so the interval describes the
-    observed value's uncertainty instead of the lower diversity of resamples with duplicates.
+    Percentiles of resampled values never leave the range the metric's values take, so no interval
+    can; no bias shift is applied. A metric with ``interval_unavailable`` gets none (see
+    :func:`unavailable_reason`). ``observed`` is accepted for callers of the first API and unused.
     """
-    tail = (1 - level) / 2 * 100
+    if unavailable_reason(metric):
+        return {}
     out = {}
     for key, values in resampled_values(metric, stats, counts).items():
         finite = values[np.isfinite(values)]
-        if not finite.size:
-            out[key] = (float("nan"), float("nan"))
-            continue
-        shift = float(finite.mean() - observed[key]) if metric.resampling_bias and observed else 0.0
-        low, high = float(np.percentile(finite, tail)) - shift, float(np.percentile(finite, 100 - tail)) - shift
-        if shift and metric.value_range:
-            low, high = max(low, metric.value_range[0]), min(high, metric.value_range[1])
-        out[key] = (low, high)
+        out[key] = _percentiles(finite, level) if finite.size else (float("nan"), float("nan"))
     return out
 
 
 @dataclass(frozen=True)
 class PairedResult:
-    """B minus A for one metric: the observed difference, its 95% interval and a two-sided p-value."""
+    """B minus A for one metric: the observed difference, its 95% interval and a two-sided p-value.
+
+    ``low``/``high``/``p_value`` are NaN with ``note`` saying why when no valid interval exists.
+    """
 
     a: float
     b: float
@@ -73,33 +80,44 @@ class PairedResult:
     low: float
     high: float
     p_value: float
+    note: str = ""
 
 
 def paired(metric: Metric, stats_a: Any, stats_b: Any, counts: np.ndarray, level: float = 0.95) -> dict[str, PairedResult]:
     """Return the paired bootstrap comparison of two systems scored on the same examples (same rows).
 
-    Both systems are resampled with the same counts. The p-value is sacreBLEU's paired bootstrap
-    test: the share of resampled differences, centred on their mean, at least as far from 0 as the
-    observed difference (with +1 smoothing).
+    Both systems are resampled with the same counts, giving one distribution of differences
+    ``B* - A*``. The interval is its percentile interval and the p-value is read from the same
+    distribution (twice the smaller share of resampled differences on either side of 0, +1
+    smoothed), so an interval that excludes 0 has p below ``1 - level`` up to resampling granularity.
     """
     full = np.ones((1, counts.shape[1]))
     observed_a = {k: v[0] for k, v in resampled_values(metric, stats_a, full).items()}
     observed_b = {k: v[0] for k, v in resampled_values(metric, stats_b, full).items()}
+    nan = float("nan")
+    reason = unavailable_reason(metric)
+    if reason:
+        return {key: PairedResult(float(observed_a[key]), float(observed_b[key]),
+                                  float(observed_b[key] - observed_a[key]), nan, nan, nan, reason)
+                for key in metric.keys}
     values_a = resampled_values(metric, stats_a, counts)
     values_b = resampled_values(metric, stats_b, counts)
-    tail = (1 - level) / 2 * 100
     out = {}
     for key in metric.keys:
         diffs = values_b[key] - values_a[key]
         diffs = diffs[np.isfinite(diffs)]
         delta = float(observed_b[key] - observed_a[key])
         if diffs.size == 0 or not np.isfinite(delta):
-            out[key] = PairedResult(float(observed_a[key]), float(observed_b[key]), delta, float("nan"), float("nan"), float("nan"))
+            out[key] = PairedResult(float(observed_a[key]), float(observed_b[key]), delta, nan, nan, nan,
+                                    "no finite resampled difference")
             continue
-        centred = diffs - diffs.mean()
-        p_value = float((np.sum(np.abs(centred) >= abs(delta)) + 1) / (diffs.size + 1))
-        shift = float(diffs.mean() - delta) if metric.resampling_bias else 0.0
-        out[key] = PairedResult(float(observed_a[key]), float(observed_b[key]), delta,
-                                float(np.percentile(diffs, tail)) - shift, float(np.percentile(diffs, 100 - tail)) - shift,
-                                p_value)
+        low, high = _percentiles(diffs, level)
+        out[key] = PairedResult(float(observed_a[key]), float(observed_b[key]), delta, low, high, p_value(diffs))
     return out
+
+
+def p_value(diffs: np.ndarray) -> float:
+    """Return the two-sided bootstrap p-value of "no difference" from resampled differences."""
+    below = int(np.sum(diffs <= 0))
+    above = int(np.sum(diffs >= 0))
+    return float(min(1.0, 2 * (min(below, above) + 1) / (diffs.size + 1)))

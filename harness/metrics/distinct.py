@@ -39,7 +39,9 @@ class CorpusDistinct(_DistinctOptions, Metric):
     """
 
     needs_references = False
-    resampling_bias = True  # a resample repeats responses, so it always looks less diverse
+    size_dependent = True
+    interval_unavailable = ("not available: corpus Distinct-n depends on corpus size and a bootstrap resample "
+                            "repeats responses, which lowers it, so resampled values do not describe its uncertainty")
 
     def statistics(self, batch: Batch):
         # Layout: the per-order totals first, then n-gram columns interleaved by order

@@ -49,6 +49,8 @@ class ScoreReport:
     not_applicable: dict[str, str]
     table_scale: dict[str, float] = field(default_factory=dict)
     statistics: list[tuple[Metric, Any]] = field(default_factory=list, repr=False)
+    interval_notes: dict[str, str] = field(default_factory=dict)
+    """Why a computed metric has no interval (corpus Distinct-n), by key."""
 
     def table_values(self) -> dict[str, float]:
         """Return the corpus values in the unit of the papers' tables (e.g. x100 for nlgeval)."""
@@ -150,6 +152,7 @@ class Profile:
         corpus: dict[str, float] = {}
         per_example: list[dict[str, float]] = [{} for _ in range(len(batch))]
         intervals: dict[str, tuple[float, float]] = {}
+        notes: dict[str, str] = {}
         counts = bootstrap.resample_counts(len(batch), resamples, seed) if len(batch) and resamples else None
         for metric, stats in computed:
             totals = np.asarray(stats.sum(axis=0)).ravel() if sparse.issparse(stats) else np.asarray(stats).sum(axis=0)
@@ -158,7 +161,10 @@ class Profile:
             for row, example_values in zip(per_example, metric.per_example(stats)):
                 row.update(example_values)
             if counts is not None:
-                intervals.update(bootstrap.intervals(metric, stats, counts, observed=values))
+                intervals.update(bootstrap.intervals(metric, stats, counts))
+            reason = bootstrap.unavailable_reason(metric)
+            if reason:
+                notes.update(dict.fromkeys(metric.keys, reason))
         corpus = {k: corpus[k] for k in self.keys if k in corpus}
         intervals = {k: intervals[k] for k in self.keys if k in intervals}
         scale = {k: 1.0 if k == "ppl" else self.table_factor for k in corpus}
@@ -166,7 +172,8 @@ class Profile:
         # Every metric of the profile is named, applicable or not, so all systems scored with the same
         # profile on the same task carry the same signature.
         sig = signature.build(self.name, batch.language, hyp, self.unit, self.metrics)
-        return ScoreReport(self.name, batch.language, corpus, per_example, intervals, sig, skipped, scale, computed)
+        return ScoreReport(self.name, batch.language, corpus, per_example, intervals, sig, skipped, scale, computed,
+                           {k: v for k, v in notes.items() if k in corpus})
 
     def with_options(self, **options: Any) -> "Profile":
         """Return this profile rebuilt with options (e.g. ``bertscore_model``); unknown ones are a UserError."""

@@ -48,8 +48,7 @@ def rescored_results(run):
     from harness.commands.compare import compare_task
 
     task = load(run).tasks[TASK]
-    report = compare_task(TASK, task.rows, task.rows, task.profile, task.language, run / "samples.jsonl",
-                          run / "samples.jsonl", 1, 0)
+    report = compare_task(TASK, task.rows, task.rows, task.profile, task.language, resamples=1, seed=0)
     results = json.loads((run / "results.json").read_text())
     results["results"][TASK] = {k: v["a"] for k, v in report["metrics"].items()}
     (run / "results.json").write_text(json.dumps(results))
@@ -101,15 +100,26 @@ def test_drop_that_is_not_significant_passes(run_a, tmp_path, capsys):
 
 def test_two_sided_fails_on_a_significant_rise(run_a, tmp_path, capsys):
     better = edited_copy(run_a, tmp_path, "better", change_rows=perfect)
-    assert regress(capsys, run_a, better)[0] == 0
-    assert regress(capsys, run_a, better, "--two-sided")[0] == 1
+    assert regress(capsys, run_a, better, "--metrics", "f1,bleu-1")[0] == 0
+    assert regress(capsys, run_a, better, "--metrics", "f1,bleu-1", "--two-sided")[0] == 1
+
+
+def test_metric_without_interval_is_judged_by_tolerance_alone(run_a, tmp_path, capsys):
+    """The references repeat unigrams a little more than copy_last: corpus Distinct-1 drops 1.37, and with
+    no valid bootstrap interval for it the tolerance decides."""
+    better = edited_copy(run_a, tmp_path, "better", change_rows=perfect)
+    code, out, _ = regress(capsys, run_a, better, "--metrics", "interdistinct-1", "--json")
+    result = json.loads(out)["tasks"][TASK]["metrics"]["interdistinct-1"]
+    assert result["interval"] is False and result["delta"] < 0 and result["verdict"] == "regressed" and code == 1
+    assert regress(capsys, run_a, better, "--metrics", "interdistinct-1", "--tolerance", "interdistinct-1=2")[0] == 0
 
 
 @pytest.mark.parametrize("name, edit", [
-    ("signature", dict(change_results=lambda r: r["signatures"].update({TASK: r["signatures"][TASK] + "|x:1"}))),
-    ("data_sha256", dict(change_results=lambda r: r["tasks"][TASK].update(data_sha256="0" * 64))),
-    ("limit", dict(change_results=lambda r: r["tasks"][TASK].update(limit=5))),
-    ("protocol", dict(change_results=lambda r: r["tasks"][TASK].update(protocol="other"))),
+    ("metric signatures differ", dict(change_results=lambda r: r["signatures"].update({TASK: r["signatures"][TASK] + "|x:1"}))),
+    ("test data differ", dict(change_results=lambda r: r["tasks"][TASK].update(data_sha256="0" * 64))),
+    ("--limit differs", dict(change_results=lambda r: r["tasks"][TASK].update(limit=5))),
+    ("task protocol differs", dict(change_results=lambda r: r["tasks"][TASK].update(protocol="other"))),
+    ("metric profile differs", dict(change_results=lambda r: r["tasks"][TASK].update(profile="basic"))),
     ("example ids", dict(change_rows=lambda rows: rows[:-1])),
     ("not in the candidate", dict(change_rows=lambda rows: [{**r, "task": "other_task"} for r in rows],
                                   change_results=lambda r: [r[k].update(other_task=r[k].pop(TASK)) for k in

@@ -63,6 +63,10 @@ def test_published_rows_and_deltas_only_where_recipes_match(tmp_path):
     run = make_run(tmp_path / "spt", "zero_shot_lm", {"convai2_persona": {"F1": 0.2, "BLEU": 3.0, "BERT-F1": 50.0}})
     results = json.loads((run / "results.json").read_text())
     results["signatures"]["convai2_persona"] = "profile:spt|unit:percent|bertscore:all-MiniLM-L6-v2"
+    results["n_examples"]["convai2_persona"] = 7801  # the full ConvAI2 valid split, as the published rows
+    results["tasks"] = {"convai2_persona": {"profile": "spt", "unit": "percent", "table_factor": 1.0, "protocol": "default",
+                                            "default_options": True, "bundled_sample": False, "data_sha256": "ab",
+                                            "data_counts": {"dialogues": 1000, "turns": 15602}}}
     (run / "results.json").write_text(json.dumps(results))
     text = render_table([run], fmt="md", delta_to="OPT-125M-SPT")
     delta = next(line for line in text.splitlines() if line.startswith("| Δ zero_shot_lm"))

@@ -1,6 +1,7 @@
 """The reproduce table: a delta only where recipes match; otherwise the published number with a reason."""
 from __future__ import annotations
 
+from harness.rundir import TaskResult
 from leaderboards.paper_recipes import Comparison
 from leaderboards.published import load_published
 from leaderboards.render import RunRow
@@ -9,10 +10,17 @@ from leaderboards.reproduce_table import compare_rows, render_markdown
 ENTRIES = {(e.task, e.system): e for e in load_published()}
 
 
-def ours(profile="nlgeval"):
-    return RunRow(task="esconv_strategy", system="copy_last", run_dir="runs/x",
-                  metrics={"Bleu_2": 2.03, "ROUGE_L": 12.57}, not_applicable={"ppl": "system gives no log-likelihoods"},
-                  signature=f"profile:{profile}|unit:fraction", units={"Bleu_2": "percent", "ROUGE_L": "percent", "ppl": "ppl"})
+def ours(profile="nlgeval", dialogues=195):
+    """Our row as the renderer gives it (paper units), with the facts results.json records for it:
+    MultiESC's protocol and a data file of ``dialogues`` dialogues (195 and 4752 turns = MultiESC test)."""
+    signature = f"profile:{profile}|unit:fraction"
+    result = TaskResult(task="esconv_strategy", metrics={"Bleu_2": 0.0203, "ROUGE_L": 0.1257}, signature=signature,
+                        not_applicable={"ppl": "system gives no log-likelihoods"}, n_examples=900, profile=profile,
+                        unit="fraction", table_factor=100.0, protocol="last", options={}, default_options=True,
+                        data_counts={"dialogues": dialogues, "turns": 4752}, bundled_sample=False)
+    return RunRow(task="esconv_strategy", system="copy_last", run_dir="runs/x", result=result,
+                  metrics={"Bleu_2": 2.03, "ROUGE_L": 12.57}, not_applicable=dict(result.not_applicable),
+                  signature=signature, units={"Bleu_2": "percent", "ROUGE_L": "percent", "ppl": "ppl"})
 
 
 def test_matching_recipe_gets_a_delta():
@@ -25,6 +33,8 @@ def test_other_profile_different_recipe_human_judged_and_missing_values_get_no_d
     entry = ENTRIES[("esconv_strategy", "MultiESC")]
     other = compare_rows([ours("basic")], Comparison("MultiESC", ("Bleu_2",)), entry, None)[0]
     assert other.delta is None and "profile 'basic'" in other.match
+    smaller = compare_rows([ours(dialogues=20)], Comparison("MultiESC", ("Bleu_2",)), entry, None)[0]
+    assert smaller.delta is None and "has 195 dialogues, ours 20" in smaller.match and smaller.published == 9.18
     dialogpt = ENTRIES[("esconv_strategy", "DialoGPT (ESConv paper, vanilla)")]
     lines = compare_rows([ours()], Comparison(dialogpt.system, ("ROUGE_L", "ppl"), different_recipe="original split"), dialogpt, None)
     assert [(l.delta, l.match) for l in lines] == [(None, "no: original split"), (None, "no: original split")]
