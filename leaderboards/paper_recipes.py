@@ -199,8 +199,15 @@ def _published_index(path: Path) -> tuple[dict[tuple[str, str], list[str]], dict
     """Return ``{(task, system): metrics}`` of automatic and of human-judged published entries."""
     data = json.loads(path.read_text(encoding="utf-8"))
     auto = {(e["task"], e["system"]): list(e["metrics"]) for e in data.get("entries", [])}
-    human = {(e["task"], e["system"]): list(e["metrics"]) for e in data.get("human_judged", [])}
-    return auto, human
+    return auto, {key: list(metrics) for key, metrics in human_judged(path).items()}
+
+
+def human_judged(path: Path | None = None) -> dict[tuple[str, str], dict[str, float]]:
+    """Return ``{(task, system): metrics}`` of the human-judged published entries (never given a delta)."""
+    from leaderboards.published import DEFAULT_REFERENCES
+
+    data = json.loads((path or DEFAULT_REFERENCES).read_text(encoding="utf-8"))
+    return {(e["task"], e["system"]): dict(e["metrics"]) for e in data.get("human_judged", [])}
 
 
 def recipe_names(folder: Path = RECIPES_DIR) -> list[str]:

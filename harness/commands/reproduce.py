@@ -90,6 +90,7 @@ def reproduce(recipe: Any, systems: list[Any], data: dict[str, Path], output: Pa
     """Run ``systems`` of ``recipe`` on its tasks and return ``{"lines", "notes", "markdown"}``;
     writes reproduce.md/json/html in ``output`` beside one run directory per system."""
     from harness.runner import SystemSpec, TaskSpec, run_system
+    from leaderboards.paper_recipes import human_judged
     from leaderboards.published import load_published
     from leaderboards.render import collect_rows
     from leaderboards.reproduce_table import as_json, compare_rows, render_markdown
@@ -127,7 +128,7 @@ def reproduce(recipe: Any, systems: list[Any], data: dict[str, Path], output: Pa
         run_dirs.append(run_dir)
     rows = collect_rows(run_dirs)
     entries = {(e.task, e.system): e for e in load_published()}
-    human = _human_judged()
+    human = human_judged()
     lines = []
     for task in recipe.tasks:
         ours = [r for r in rows if r.task == task.task]
@@ -209,12 +210,3 @@ def train_system(system: str, preset: str, recipe: Any, specs: list[Any], output
     print(f"[dialbench] training {system} ({preset}) for {recipe.paper} ...", file=sys.stderr, flush=True)
     train(system, TrainingData(train=files), model_dir, preset=preset, seed=seed, report_to=())
     return model_dir
-
-
-def _human_judged() -> dict[tuple[str, str], dict[str, float]]:
-    import json
-
-    from leaderboards.published import DEFAULT_REFERENCES
-
-    data = json.loads(DEFAULT_REFERENCES.read_text(encoding="utf-8"))
-    return {(e["task"], e["system"]): dict(e["metrics"]) for e in data.get("human_judged", [])}
