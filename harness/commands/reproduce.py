@@ -52,7 +52,7 @@ def list_recipes() -> str:
                             for s in recipe.systems)
         gpu = ", ".join(f"{k}: {'yes' if v else 'no'}" for k, v in recipe.gpu.items()) or "no"
         body.append([name, recipe.title, data, weights, gpu, f"~{recipe.tiny_cpu_minutes:g} min"])
-    return tabulate(body, headers=["paper", "what", "data", "weights", "GPU", "tiny on 2 CPU cores"],
+    return tabulate(body, headers=["paper", "what", "data", "weights", "GPU", "tiny on 2 CPU cores (estimate)"],
                     tablefmt="github") + "\n"
 
 
