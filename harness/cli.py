@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "table": ("harness.commands.table", "render run directories as one leaderboard table"),
     "score": ("harness.commands.score", "score hypothesis/reference files with a metric profile"),
     "compare": ("harness.commands.compare", "paired bootstrap comparison of two runs"),
+    "regress": ("harness.commands.regress", "fail (exit 1) when a metric dropped significantly beyond tolerance"),
+    "reproduce": ("harness.commands.reproduce", "reproduce a paper's table: ours beside the published numbers"),
     "data": ("harness.commands.data", "inspect a dataset with a task's loader"),
     "train": ("harness.commands.train", "train a system (tiny or paper preset)"),
 }

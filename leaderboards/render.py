@@ -2,7 +2,8 @@
 
 Markdown and LaTeX give one block per task (a task's metrics differ from another's, so one wide
 table would be mostly empty); CSV and JSON give the same rows flat with a ``task`` column. An empty
-cell always gets a footnote with the reason the metric has no value. Formatting is tabulate's.
+cell always gets a footnote with the reason the metric has no value. Numbers follow the single rule
+of ``leaderboards/numbers.py`` (fixed decimals per column, by the unit shown); layout is tabulate's.
 """
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from typing import Any, Sequence
 
 from harness.errors import UserError
 from harness.rundir import TaskResult, read_config, read_results
+from leaderboards.numbers import format_number, shown_unit
 from leaderboards.published import delta_row, load_published
 
-FORMATS = ("md", "csv", "latex", "json")
+FORMATS = ("md", "csv", "latex", "json", "html")
 
 
 @dataclass
@@ -36,6 +38,10 @@ class RunRow:
     """"run" (ours), "published" or "delta"; only our rows footnote their empty cells."""
     model: str | None = None
     """The model the row's system ran, named with its quantisation (for the caption)."""
+    units: dict[str, str] = field(default_factory=dict)
+    """The unit each metric is shown in (``leaderboards/numbers.py``): percent, fraction or ppl."""
+    provenance: dict[str, Any] = field(default_factory=dict)
+    """Where the row comes from: command, seed, data hash, model (ours) or the source (published)."""
     notes: dict[str, str] = field(default_factory=dict)
     """Footnotes attached to a shown value (the corpus sizes behind a Distinct-n delta)."""
     result: TaskResult | None = field(default=None, repr=False)
@@ -50,11 +56,22 @@ def read_run(run_dir: str | Path) -> list[RunRow]:
     caption = config.model_caption() if config else None
     return [RunRow(task=task, system=label, run_dir=str(run_dir), metrics=dict(r.metrics), intervals=r.intervals,
                    not_applicable=r.not_applicable, signature=r.signature, n_examples=r.n_examples, result=r,
-                   model=caption)
+                   model=caption, provenance=_provenance(config, r))
             for task, r in results.tasks.items()]
 
 
-def _task_order(rows: Sequence[RunRow]) -> list[str]:
+def _provenance(config: Any, result: TaskResult) -> dict[str, Any]:
+    """Return what a reader needs to trace a row: command, seed, data and its hash, options."""
+    data = config.data if config else {}
+    spec = (config.task_run(result.task).get("spec") or {}) if config else {}
+    facts = {"command": " ".join(map(str, data.get("command") or [])), "seed": data.get("seed"),
+             "created": data.get("created"), "data": spec.get("data"), "data_sha256": result.data_sha256,
+             "limit": result.limit, "protocol": result.protocol, "task_options": result.options,
+             "system_options": config.system_options if config else None}
+    return {k: v for k, v in facts.items() if v not in (None, "", {})}
+
+
+def task_order(rows: Sequence[RunRow]) -> list[str]:
     from harness.plugins import TASKS
 
     seen = list(dict.fromkeys(r.task for r in rows))
@@ -62,7 +79,7 @@ def _task_order(rows: Sequence[RunRow]) -> list[str]:
     return registered + [t for t in seen if t not in registered]
 
 
-def _metric_columns(rows: Sequence[RunRow]) -> list[str]:
+def metric_columns(rows: Sequence[RunRow]) -> list[str]:
     """Return the metrics our rows report (published rows only fill those columns)."""
     columns: dict[str, None] = {}
     for row in (r for r in rows if r.kind == "run"):
@@ -71,10 +88,10 @@ def _metric_columns(rows: Sequence[RunRow]) -> list[str]:
     return list(columns)
 
 
-def _format_value(value: float | None) -> str:
-    if value is None:
-        return ""
-    return f"{value:.4f}" if abs(value) < 1 else f"{value:.2f}"
+def column_units(rows: Sequence[RunRow], columns: Sequence[str]) -> dict[str, str]:
+    """Return one unit per column: our rows' unit (they define the table), else any row's."""
+    ordered = [r for r in rows if r.kind == "run"] + [r for r in rows if r.kind != "run"]
+    return {c: next((r.units[c] for r in ordered if c in r.units), "percent") for c in columns}
 
 
 class _Footnotes:
@@ -91,10 +108,9 @@ class _Footnotes:
         return [f"[{n}] {reason}" for reason, n in self.reasons.items()]
 
 
-def _cell(row: RunRow, metric: str, notes: _Footnotes) -> str:
+def _cell(row: RunRow, metric: str, notes: _Footnotes, unit: str) -> str:
     if metric in row.metrics and row.metrics[metric] is not None:
-        value = _format_value(row.metrics[metric])
-        value = f"+{value}" if row.kind == "delta" and row.metrics[metric] > 0 else value
+        value = format_number(row.metrics[metric], unit, signed=row.kind == "delta")
         return value + (f" {notes.mark(row.notes[metric])}" if metric in row.notes else "")
     if row.kind != "run" and metric not in row.not_applicable:
         return "–"
@@ -120,26 +136,51 @@ def render_table(run_dirs: Sequence[str | Path], fmt: str = "md", *, raw: bool =
     """
     if fmt not in FORMATS:
         raise UserError(f"unknown table format '{fmt}'; valid choices: {', '.join(FORMATS)}")
-    if not run_dirs:
-        raise UserError("no run directories given")
-    rows = [row for run_dir in run_dirs for row in read_run(run_dir)]
-    if published or delta_to:
-        rows = _with_published(rows, delta_to, references)
-    elif not raw:
-        rows = [_in_paper_units(r) for r in rows]
+    rows = collect_rows(run_dirs, raw=raw, published=published, delta_to=delta_to, references=references)
     if fmt == "json":
         return json.dumps([_row_json(row) for row in rows], indent=2, ensure_ascii=False) + "\n"
     if fmt == "csv":
         return _render_csv(rows)
+    if fmt == "html":
+        from leaderboards.html import render_html
+
+        return render_html(rows, title="dialbench leaderboard")
     return _render_blocks(rows, fmt)
+
+
+def collect_rows(run_dirs: Sequence[str | Path], *, raw: bool = False, published: bool = False,
+                 delta_to: str | None = None, references: str | Path | None = None) -> list[RunRow]:
+    """Return the leaderboard rows of ``run_dirs`` (with published and delta rows when asked), each
+    with the unit its numbers are shown in."""
+    if not run_dirs:
+        raise UserError("no run directories given")
+    rows = [row for run_dir in run_dirs for row in read_run(run_dir)]
+    if published or delta_to:
+        return _with_published(rows, delta_to, references)
+    return [_with_units(r) if raw else _in_paper_units(r) for r in rows]
+
+
+def _with_units(row: RunRow) -> RunRow:
+    """Return ``row`` in its stored unit, with that unit recorded per metric (``--raw``)."""
+    keys = list(row.metrics) + list(row.not_applicable)
+    return replace(row, units={k: _unit(row, k, raw=True) for k in keys})
+
+
+def _unit(row: RunRow, metric: str, raw: bool = False) -> str:
+    result = row.result
+    if result is not None and result.unit:
+        return shown_unit(row.signature, metric, raw, stored=result.unit, factor=result.table_scale(metric))
+    return shown_unit(row.signature, metric, raw)
 
 
 def _in_paper_units(row: RunRow) -> RunRow:
     def scaled(metric: str, value: float | None) -> float | None:
         return None if value is None or row.result is None else value * row.result.table_scale(metric)
 
+    keys = list(row.metrics) + list(row.not_applicable)
     return replace(row, metrics={k: scaled(k, v) for k, v in row.metrics.items()},
-                   intervals={k: [scaled(k, x) for x in v] for k, v in row.intervals.items()})
+                   intervals={k: [scaled(k, x) for x in v] for k, v in row.intervals.items()},
+                   units={k: _unit(row, k) for k in keys})
 
 
 def _published_row(entry: Any, ours: Sequence[RunRow]) -> RunRow:
@@ -159,7 +200,9 @@ def _published_row(entry: Any, ours: Sequence[RunRow]) -> RunRow:
         else:
             shown[metric] = value
     return RunRow(task=entry.task, system=entry.label, run_dir=entry.source, metrics=shown, not_applicable=hidden,
-                  signature=f"profile:{entry.profile}|unit:{entry.unit}|source:{source}", kind="published")
+                  signature=f"profile:{entry.profile}|unit:{entry.unit}|source:{source}", kind="published",
+                  units={k: "ppl" if k == "ppl" else entry.unit for k in entry.metrics},
+                  provenance={"source": entry.source, "caveat": entry.caveat, "profile": entry.profile})
 
 
 def _with_published(rows: Sequence[RunRow], delta_to: str | None, references: str | Path | None) -> list[RunRow]:
@@ -179,9 +222,9 @@ def _with_published(rows: Sequence[RunRow], delta_to: str | None, references: st
             in_units = replace(row.result, metrics=row.metrics)
             deltas, reasons, notes = delta_row(in_units, target, row.system)
             out.append(RunRow(task=task, system=f"Δ {row.system} − {target.system}", run_dir=row.run_dir,
-                              metrics=deltas, not_applicable=reasons, notes=notes, kind="delta"))
-        for entry in (e for e in entries if e.task == task):
-            out.append(_published_row(entry, ours))
+                              metrics=deltas, not_applicable=reasons, notes=notes, kind="delta",
+                              units=dict(row.units)))
+        out += [_published_row(entry, ours) for entry in entries if entry.task == task]
     return out
 
 
@@ -193,13 +236,16 @@ def _row_json(row: RunRow) -> dict[str, Any]:
 
 
 def _render_csv(rows: Sequence[RunRow]) -> str:
-    columns = _metric_columns(rows)
+    columns = metric_columns(rows)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["task", "system", *columns, "n_examples", "run_dir"])
-    for task in _task_order(rows):
-        for row in (r for r in rows if r.task == task):
-            writer.writerow([task, row.system, *(row.metrics.get(c, "") for c in columns), row.n_examples, row.run_dir])
+    for task in task_order(rows):
+        task_rows = [r for r in rows if r.task == task]
+        units = column_units(task_rows, columns)
+        for row in task_rows:
+            cells = [format_number(row.metrics.get(c), units[c], signed=row.kind == "delta") for c in columns]
+            writer.writerow([task, row.system, *cells, row.n_examples, row.run_dir])
     return buffer.getvalue()
 
 
@@ -208,10 +254,11 @@ def _render_blocks(rows: Sequence[RunRow], fmt: str) -> str:
 
     notes = _Footnotes()
     blocks = []
-    for task in _task_order(rows):
+    for task in task_order(rows):
         task_rows = [r for r in rows if r.task == task]
-        columns = _metric_columns(task_rows)
-        body = [[_label(r, notes), *(_cell(r, c, notes) for c in columns), r.n_examples] for r in task_rows]
+        columns = metric_columns(task_rows)
+        units = column_units(task_rows, columns)
+        body = [[_label(r, notes), *(_cell(r, c, notes, units[c]) for c in columns), r.n_examples] for r in task_rows]
         headers = ["system", *columns, "n"]
         signatures = sorted({r.signature for r in task_rows if r.signature})
         models = [f"{r.system}: {r.model}" for r in task_rows if r.model]

@@ -1,7 +1,8 @@
 """``dialbench run``: tasks x systems on bundled samples or user data; no arguments = the default suite.
 
 The default suite runs every task on its bundled sample with each of the task's default systems and
-writes ``leaderboards/default.md``. Each system gets its own run directory under ``--output``, named
+writes ``leaderboards/default.md`` and the self-contained page ``leaderboards/default.html`` (an HTML
+page beside every markdown table). Each system gets its own run directory under ``--output``, named
 ``<system>-<digest of its settings>`` (system options, task specs, seed), so a changed setting
 writes a new directory instead of overwriting an earlier run, and the same command resumes its own.
 """
@@ -74,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
     header = (f"# dialbench leaderboard\n\nMade by `dialbench {' '.join(sys.argv[1:]) or 'run'}`; "
               f"run directories: {', '.join(f'`{d}`' for d in run_dirs)} (config.json in each traces every number).\n\n")
     write_atomic(table_path, header + table)
+    html_path = table_path.with_suffix(".html")
+    write_atomic(html_path, render_table(run_dirs, fmt="html", published=True))
     print(table, end="")
-    print(f"[dialbench] wrote {table_path}", file=sys.stderr)
+    print(f"[dialbench] wrote {table_path} and {html_path}", file=sys.stderr)
     return 0
