@@ -1,0 +1,166 @@
+"""``spt``: Selective Prompt Tuning on a frozen causal LM (systems.md section 2.4 inference).
+
+For each example: build ``{bos}given persona: ...; context: ... R:``, score all K prompts with the
+selector, take the argmax prompt and decode greedily (32 new tokens by default); the ``spt`` metric
+profile then cuts predictions at ``R:|Q:|Summary:|\\n|:``. ``ref_nll`` is the summed NLL of the first
+reference plus eos under the selected prompt (for perplexity). Generations are cached in the shared
+generation cache, keyed by the checkpoint's weights, the chosen prompt, the prompt ids and the settings.
+
+``model`` is a dialbench SPT checkpoint (``dialbench train spt``) or a released ``ds_ckpt`` folder
+(consolidated once, see ``checkpoint.py``; ``base=`` then names a local base model, and
+``released_config=`` the training yml when it is not beside ``ds_ckpt``). Options can be written
+``NAME`` or ``spt.NAME`` (``--set spt.pooling=released``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from harness.errors import UserError
+from harness.records import Example, Response
+from harness.system import System
+
+INFERENCE_SWITCHES = ("pooling", "max_new_tokens", "max_length", "max_context_turns")
+"""SPTConfig fields that may be changed at evaluation time (they do not change the trained tensors)."""
+
+
+def _flag(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    if word not in ("true", "false", "1", "0", "yes", "no"):
+        raise UserError(f"system 'spt' option {name}: expected true or false, got '{value}'")
+    return word in ("true", "1", "yes")
+
+
+class SPTSystem(System):
+    """Answers with an SPT checkpoint; see the module docstring for options."""
+
+    name = "spt"
+    description = "Selective Prompt Tuning: K soft prompts + selector on a frozen LM (hqsiswiliam/SPT)"
+    option_names = ("model", "base", "released_config", "batch_size", "device", "dtype", "no_cache", "cache_path",
+                    "score_references", "seed", "progress", *INFERENCE_SWITCHES)
+
+    def __init__(self, task: Any, **options: Any) -> None:
+        options = {key[4:] if key.startswith("spt.") else key: value for key, value in options.items()}
+        super().__init__(task, **options)
+        from harness.checkpoints.loader import resolve_device, resolve_dtype
+        from harness.checkpoints.source import deepspeed_tag_dir, parse_source
+        from harness.checkpoints.fingerprint import weights_id
+        from harness.generation.cache import GenerationCache, default_cache_path
+        from models.spt import checkpoint
+        from models.spt.format import SPTFormat
+
+        model_dir = options.get("model")
+        if not model_dir:
+            raise UserError("system 'spt' needs option model=DIR (a checkpoint from `dialbench train spt` or a released ds_ckpt)")
+        path = Path(str(model_dir)).expanduser()
+        if not path.is_dir():
+            raise UserError(f"{model_dir}: SPT checkpoint directory not found (system 'spt' option model)")
+        self.released = not checkpoint.is_checkpoint(path) and deepspeed_tag_dir(path) is not None
+        folder = checkpoint.consolidate_released(path, base=options.get("base"), yml=options.get("released_config")) \
+            if self.released else path
+        self.device = resolve_device(str(options.get("device", "auto")))
+        self.dtype = resolve_dtype(str(options.get("dtype", "auto")), self.device)
+        self.model, self.tokenizer = checkpoint.load(folder, dtype=self.dtype, device=self.device,
+                                                     base=None if self.released else options.get("base"))
+        changes = {name: options[name] for name in INFERENCE_SWITCHES if name in options}
+        if changes:
+            self.model.spt = self.model.spt.with_options(changes)
+        self.config = self.model.spt
+        self.format = SPTFormat(self.tokenizer, self.config.max_length, self.config.max_context_turns)
+        batch_size = str(options.get("batch_size", "auto")).strip().lower()
+        self.batch_size = 16 if batch_size == "auto" else int(batch_size)
+        self.score_references = _flag("score_references", options.get("score_references", True))
+        cache_path = Path(str(options["cache_path"])) if options.get("cache_path") else default_cache_path()
+        self.cache = None if _flag("no_cache", options.get("no_cache", False)) else GenerationCache(cache_path)
+        self.fingerprint = f"{weights_id(parse_source(str(folder)))}|{self.dtype}"
+        self.stats = {"generated": 0, "cached": 0}
+
+    def eos_ids(self) -> list[int]:
+        """Return the ids that end a reply: the generation config's eos ids and the tokenizer's eos."""
+        ids = [self.format.eos_id]
+        value = getattr(self.model.base.generation_config, "eos_token_id", None)
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if item is not None and int(item) not in ids:
+                ids.append(int(item))
+        return ids
+
+    def choose(self, prompts: Sequence[Sequence[int]]) -> list[int]:
+        """Return the selected prompt of each row (selector on the left-padded inference prompts)."""
+        import torch
+
+        choices: list[int] = []
+        with torch.no_grad():
+            for start in range(0, len(prompts), self.batch_size):
+                chunk = prompts[start:start + self.batch_size]
+                width = max(len(p) for p in chunk)
+                ids = torch.tensor([[self.model.pad_id] * (width - len(p)) + list(p) for p in chunk], device=self.device)
+                mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in chunk], device=self.device)
+                choices += self.model.select(ids, mask).tolist()
+        return choices
+
+    def generation_key(self) -> dict[str, Any]:
+        """Return the settings that can change a generation (part of the cache key)."""
+        return {"system": "spt", "max_new_tokens": self.config.max_new_tokens, "greedy": True, "eos": self.eos_ids()}
+
+    def generate(self, prompts: Sequence[Sequence[int]], choices: Sequence[int]) -> list[str]:
+        """Return the decoded greedy replies, from the cache where possible."""
+        from harness.generation.cache import make_key
+        from models.spt.generate import greedy_generate
+
+        keys = [make_key("spt-generate", self.fingerprint, self.generation_key(), {"ids": list(p), "prompt": int(c)})
+                for p, c in zip(prompts, choices)]
+        found = self.cache.get_many(keys) if self.cache else {}
+        missing = [i for i, key in enumerate(keys) if key not in found]
+        if missing:
+            new = greedy_generate(self.model, [prompts[i] for i in missing], [choices[i] for i in missing],
+                                  max_new_tokens=self.config.max_new_tokens, eos_ids=self.eos_ids(),
+                                  batch_size=self.batch_size)
+            texts = {keys[i]: self.tokenizer.decode(ids, skip_special_tokens=True).strip() for i, ids in zip(missing, new)}
+            if self.cache:
+                self.cache.put_many("spt-generate", self.fingerprint, texts)
+            found.update(texts)
+        self.stats["generated"] += len(missing)
+        self.stats["cached"] += len(keys) - len(missing)
+        return [found[key] for key in keys]
+
+    def respond(self, examples: Sequence[Example]) -> list[Response]:
+        """Return greedy replies from each example's selected prompt, with ref_nll of the first reference."""
+        from models.spt.generate import reference_nll
+
+        prompts = [self.format.prompt_ids(example) for example in examples]
+        choices = self.choose(prompts)
+        texts = self.generate(prompts, choices)
+        nll: dict[int, tuple[float, int]] = {}
+        if self.score_references:
+            scored = [i for i, e in enumerate(examples) if e.references and e.references[0].strip()]
+            pairs = []
+            for i in scored:
+                target = self.tokenizer.encode(" " + examples[i].references[0].strip(), add_special_tokens=False)
+                target = (target + [self.format.eos_id])[: self.config.max_length - 1]
+                pairs.append((prompts[i][-(self.config.max_length - len(target)):], target))
+            nll = dict(zip(scored, reference_nll(self.model, pairs, [choices[i] for i in scored], self.batch_size)))
+        return [Response(example_id=example.id, text=text, ref_nll=nll[i][0] if i in nll else None,
+                         ref_tokens=nll[i][1] if i in nll else None, meta={"spt_prompt": int(choice)})
+                for i, (example, text, choice) in enumerate(zip(examples, texts, choices))]
+
+    def info(self) -> dict[str, Any]:
+        """Return options, fingerprint, the full SPTConfig with its quirk switches, and training metadata."""
+        info = super().info()
+        info.update({"fingerprint": self.fingerprint, "dtype": self.dtype, "device": self.device,
+                     "spt": self.config.to_json(), "quirks": self.config.quirks(), "released": self.released,
+                     "generation": self.generation_key(), "stats": dict(self.stats)})
+        meta = Path(str(self.options["model"])) / "dialbench_training.json"
+        if meta.is_file():
+            import json
+
+            trained = json.loads(meta.read_text(encoding="utf-8"))
+            info["training"] = {key: trained.get(key) for key in ("system", "preset", "max_steps", "data")}
+        return info
+
+    def close(self) -> None:
+        """Close the cache and drop the model."""
+        if self.cache is not None:
+            self.cache.close()
+        self.model = None  # type: ignore[assignment]
