@@ -3,8 +3,10 @@
 For each example: build ``{bos}given persona: ...; context: ... R:``, score all K prompts with the
 selector, take the argmax prompt and decode greedily (32 new tokens by default); the ``spt`` metric
 profile then cuts predictions at ``R:|Q:|Summary:|\\n|:``. ``ref_nll`` is the summed NLL of the first
-reference plus eos under the selected prompt (for perplexity). Generations are cached in the shared
-generation cache, keyed by the checkpoint's weights, the chosen prompt, the prompt ids and the settings.
+reference plus eos under the selected prompt (for perplexity). Generation and scoring go through the
+shared engine (``harness.generation``): each prompt table is registered as a soft prefix and every
+row names its selected one, so rows whose prompts differ share a batch; the engine's cache key holds
+the prefix's content hash, so nothing is generated twice and retrained prompts never replay.
 
 ``model`` is a dialbench SPT checkpoint (``dialbench train spt``) or a released ``ds_ckpt`` folder
 (consolidated once, see ``checkpoint.py``; ``base=`` then names a local base model, and
@@ -19,6 +21,21 @@ from typing import Any, Sequence
 from harness.errors import UserError
 from harness.records import Example, Response
 from harness.system import System
+
+def prefix_name(choice: int) -> str:
+    """Return the engine's name of prompt table ``choice``."""
+    return f"spt-{int(choice)}"
+
+
+def engine_for(model: Any, tokenizer: Any, fingerprint: str, **kwargs: Any) -> Any:
+    """Return a Generator on ``model``'s frozen base with every prompt table registered as a soft prefix."""
+    from harness.generation import Generator
+
+    generator = Generator(model=model.base, tokenizer=tokenizer, fingerprint=fingerprint, **kwargs)
+    for k in range(model.prompts.shape[0]):
+        generator.register_prefix(prefix_name(k), model.prompts[k].detach())
+    return generator
+
 
 INFERENCE_SWITCHES = ("pooling", "max_new_tokens", "max_length", "max_context_turns")
 """SPTConfig fields that may be changed at evaluation time (they do not change the trained tensors)."""
@@ -47,6 +64,7 @@ class SPTSystem(System):
         from harness.checkpoints.loader import resolve_device, resolve_dtype
         from harness.checkpoints.source import deepspeed_tag_dir, parse_source
         from harness.checkpoints.fingerprint import weights_id
+        from harness.generation import GenerationConfig
         from harness.generation.cache import GenerationCache, default_cache_path
         from models.spt import checkpoint
         from models.spt.format import SPTFormat
@@ -75,16 +93,9 @@ class SPTSystem(System):
         cache_path = Path(str(options["cache_path"])) if options.get("cache_path") else default_cache_path()
         self.cache = None if _flag("no_cache", options.get("no_cache", False)) else GenerationCache(cache_path)
         self.fingerprint = f"{weights_id(parse_source(str(folder)))}|{self.dtype}"
-        self.stats = {"generated": 0, "cached": 0}
-
-    def eos_ids(self) -> list[int]:
-        """Return the ids that end a reply: the generation config's eos ids and the tokenizer's eos."""
-        ids = [self.format.eos_id]
-        value = getattr(self.model.base.generation_config, "eos_token_id", None)
-        for item in value if isinstance(value, (list, tuple)) else [value]:
-            if item is not None and int(item) not in ids:
-                ids.append(int(item))
-        return ids
+        self.generation = GenerationConfig(max_new_tokens=self.config.max_new_tokens)
+        self.generator = engine_for(self.model, self.tokenizer, self.fingerprint, cache=self.cache,
+                                    batch_size=self.batch_size, progress=_flag("progress", options.get("progress", True)))
 
     def choose(self, prompts: Sequence[Sequence[int]]) -> list[int]:
         """Return the selected prompt of each row (selector on the left-padded inference prompts)."""
@@ -100,47 +111,24 @@ class SPTSystem(System):
                 choices += self.model.select(ids, mask).tolist()
         return choices
 
-    def generation_key(self) -> dict[str, Any]:
-        """Return the settings that can change a generation (part of the cache key)."""
-        return {"system": "spt", "max_new_tokens": self.config.max_new_tokens, "greedy": True, "eos": self.eos_ids()}
-
-    def generate(self, prompts: Sequence[Sequence[int]], choices: Sequence[int]) -> list[str]:
-        """Return the decoded greedy replies, from the cache where possible."""
-        from harness.generation.cache import make_key
-        from models.spt.generate import greedy_generate
-
-        keys = [make_key("spt-generate", self.fingerprint, self.generation_key(), {"ids": list(p), "prompt": int(c)})
-                for p, c in zip(prompts, choices)]
-        found = self.cache.get_many(keys) if self.cache else {}
-        missing = [i for i, key in enumerate(keys) if key not in found]
-        if missing:
-            new = greedy_generate(self.model, [prompts[i] for i in missing], [choices[i] for i in missing],
-                                  max_new_tokens=self.config.max_new_tokens, eos_ids=self.eos_ids(),
-                                  batch_size=self.batch_size)
-            texts = {keys[i]: self.tokenizer.decode(ids, skip_special_tokens=True).strip() for i, ids in zip(missing, new)}
-            if self.cache:
-                self.cache.put_many("spt-generate", self.fingerprint, texts)
-            found.update(texts)
-        self.stats["generated"] += len(missing)
-        self.stats["cached"] += len(keys) - len(missing)
-        return [found[key] for key in keys]
-
     def respond(self, examples: Sequence[Example]) -> list[Response]:
         """Return greedy replies from each example's selected prompt, with ref_nll of the first reference."""
-        from models.spt.generate import reference_nll
+        from harness.generation import TokenPrompt
 
         prompts = [self.format.prompt_ids(example) for example in examples]
         choices = self.choose(prompts)
-        texts = self.generate(prompts, choices)
+        rows = [TokenPrompt(ids, prefix=prefix_name(choice)) for ids, choice in zip(prompts, choices)]
+        texts = self.generator.generate(rows, self.generation)
         nll: dict[int, tuple[float, int]] = {}
         if self.score_references:
             scored = [i for i, e in enumerate(examples) if e.references and e.references[0].strip()]
             pairs = []
             for i in scored:
                 target = self.tokenizer.encode(" " + examples[i].references[0].strip(), add_special_tokens=False)
-                target = (target + [self.format.eos_id])[: self.config.max_length - 1]
-                pairs.append((prompts[i][-(self.config.max_length - len(target)):], target))
-            nll = dict(zip(scored, reference_nll(self.model, pairs, [choices[i] for i in scored], self.batch_size)))
+                target = target[: self.config.max_length - 2]
+                keep = self.config.max_length - len(target) - 1
+                pairs.append((TokenPrompt(prompts[i][-keep:], prefix=prefix_name(choices[i])), TokenPrompt(target)))
+            nll = dict(zip(scored, self.generator.loglikelihood(pairs, add_eos=True)))
         return [Response(example_id=example.id, text=text, ref_nll=nll[i][0] if i in nll else None,
                          ref_tokens=nll[i][1] if i in nll else None, meta={"spt_prompt": int(choice)})
                 for i, (example, text, choice) in enumerate(zip(examples, texts, choices))]
@@ -150,7 +138,7 @@ class SPTSystem(System):
         info = super().info()
         info.update({"fingerprint": self.fingerprint, "dtype": self.dtype, "device": self.device,
                      "spt": self.config.to_json(), "quirks": self.config.quirks(), "released": self.released,
-                     "generation": self.generation_key(), "stats": dict(self.stats)})
+                     "generation": self.generation.key(), "engine_stats": dict(self.generator.stats)})
         meta = Path(str(self.options["model"])) / "dialbench_training.json"
         if meta.is_file():
             import json

@@ -21,6 +21,16 @@ def tiny_base(kind: str = "llama", vocab: int = 120, seed: int = 0):
     return AutoModelForCausalLM.from_config(config).eval()
 
 
+TEXTS = ["i like to swim in the sea", "my dog is named max", "what do you do for a living", "i am a chef"] * 5
+
+
+def tiny_tokenizer():
+    """Return a byte-level BPE tokenizer trained on a few sentences (vocabulary of 120)."""
+    from training.tokenizer import train_bpe_tokenizer
+
+    return train_bpe_tokenizer(TEXTS, vocab_size=120)
+
+
 def tiny_spt(kind: str = "llama", **settings):
     """Return an SPTModel with K=2 prompts of 3 virtual tokens on a tiny base (overrides in ``settings``)."""
     from models.spt.config import SPTConfig

@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 
-from models.spt.generate import greedy_generate, left_padded_inputs, reference_nll
-from spt_helpers import tiny_spt
+from harness.generation import GenerationConfig, TokenPrompt
+from models.spt.system import engine_for, prefix_name
+from spt_helpers import tiny_spt, tiny_tokenizer
 
 torch.set_num_threads(1)
 IDS = torch.tensor([[5, 6, 7, 8, 9], [10, 11, 12, 0, 0], [13, 14, 15, 16, 0]])
@@ -81,14 +82,10 @@ def test_objective_backpropagates_into_prompts_and_normaliser_only() -> None:
     assert all(p.grad is None for p in model.base.parameters())
 
 
-def test_left_padded_rows_put_each_prompt_after_its_padding() -> None:
-    model = tiny_spt()
-    with torch.no_grad():
-        embeds, mask = left_padded_inputs(model, [[5, 6, 7], [8]], torch.tensor([1, 0]))
-    assert mask.tolist() == [[1] * 6, [0, 0, 1, 1, 1, 1]]
-    assert torch.equal(embeds[0, :3], model.prompts[1])
-    assert torch.equal(embeds[1, 2:5], model.prompts[0])
-    assert torch.equal(embeds[1, 5], model.embed(torch.tensor(8)))
+def engine_outputs(model, rows, choices, batch_size):
+    generator = engine_for(model, tiny_tokenizer(), "tiny-spt-test", batch_size=batch_size, progress=False)
+    prompts = [TokenPrompt(r, prefix=prefix_name(c)) for r, c in zip(rows, choices)]
+    return generator.generate(prompts, GenerationConfig(max_new_tokens=6)), generator
 
 
 @pytest.mark.parametrize("kind", ["llama", "opt"])
@@ -98,23 +95,24 @@ def test_mixed_prompt_batch_equals_one_row_at_a_time(kind: str) -> None:
         model.prompts.normal_(0, 1)
     rows = [[5, 6, 7, 8, 9, 10], [11, 12], [13, 14, 15], [16]]
     choices = [0, 1, 1, 0]
-    batched = greedy_generate(model, rows, choices, max_new_tokens=6, eos_ids=[2], batch_size=4)
-    single = [greedy_generate(model, [r], [c], max_new_tokens=6, eos_ids=[2], batch_size=1)[0] for r, c in zip(rows, choices)]
+    batched, _ = engine_outputs(model, rows, choices, 4)
+    single, _ = engine_outputs(model, rows, choices, 1)
     assert batched == single
     assert any(batched)
-    # swapping the prompt changes what is generated: the prompt really conditions the row
-    other = greedy_generate(model, rows, [1 - c for c in choices], max_new_tokens=6, eos_ids=[2], batch_size=4)
-    assert other != batched
+    other, _ = engine_outputs(model, rows, [1 - c for c in choices], 4)
+    assert other != batched  # the selected prompt really conditions its row
 
 
-def test_reference_nll_equals_prompted_forward() -> None:
+def test_engine_reference_nll_equals_prompted_forward() -> None:
     model = tiny_spt()
-    prompt, target = [5, 6, 7], [8, 9, 2]
-    (nll, count), = reference_nll(model, [(prompt, target)], [1])
+    prompt, target = [5, 6, 7], [8, 9]
+    _, generator = engine_outputs(model, [prompt], [1], 1)
+    (nll, count), = generator.loglikelihood([(TokenPrompt(prompt, prefix=prefix_name(1)), TokenPrompt(target))], add_eos=True)
+    eos = generator.tokenizer.eos_token_id  # add_eos scores the tokenizer's end token
     with torch.no_grad():
-        ids = torch.tensor([prompt + target])
+        ids = torch.tensor([prompt + target + [eos]])
         logits = model.base(inputs_embeds=torch.cat([model.prompts[1:2], model.embed(ids)], 1)).logits[0, 3:]
         logp = torch.log_softmax(logits, -1)
-        want = -sum(float(logp[2 + i, t]) for i, t in enumerate(target))
+        want = -sum(float(logp[2 + i, t]) for i, t in enumerate(target + [eos]))
     assert count == 3
     assert nll == pytest.approx(want, abs=1e-4)
