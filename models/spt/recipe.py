@@ -169,6 +169,9 @@ class SPTRecipe(Recipe):
         options = dict(preset.model.get("spt", {}))
         probe = SPTConfig(base=base or str(preset.model.get("base", "base")), **options)  # bad K fails before loading
         train, valid, held = self.split(preset, data)
+        if not any(r.strip() for e in train for r in e.references[:1]):
+            files = ", ".join(f"{task}={path}" for task, path in data.train.items())
+            raise UserError(f"{files}: no training targets for spt (needs bot replies with text)")
         texts = [t.text for e in train for t in e.context] + [r for e in train for r in e.references]
         model_base, tokenizer, base_name = self.base_model(preset, base, texts)
         if tokenizer_dir is not None:

@@ -86,7 +86,7 @@ def test_quirk_switches_reach_the_model(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("overrides,message", [
-    ({"spt.num_prompts": 0}, "num_prompts (K) must be at least 1"),
+    ({"spt.num_prompts": 0}, r"num_prompts \(K\) must be at least 1"),
     ({"spt.pooling": "sideways"}, "spt.pooling"),
     ({"spt.bogus": 1}, "unknown option 'bogus'"),
     ({"spt.holdout_last": 99}, "leaves no training dialogue"),
@@ -104,9 +104,19 @@ def test_training_file_without_targets(tmp_path: Path) -> None:
 
     empty = tmp_path / "personas_only.txt"
     empty.write_text("1 your persona: i like tea.\n2 your persona: i have a cat.\n", encoding="utf-8")
-    with pytest.raises(UserError, match="no training targets"):
+    with pytest.raises(UserError, match="personas_only.txt") as caught:  # the task loader names file and line
         train("spt", TrainingData(train={"convai2_persona": empty}), tmp_path / "out",
               preset=tiny_paper("paper-opt-125m", "opt"), max_steps=0, report_to=())
+    assert "\n" not in str(caught.value)
+    silent = tmp_path / "silent.txt"  # parses, but no bot reply has text: the recipe's own check
+    silent.write_text("1 your persona: i like tea.\n2 hello there\t \n", encoding="utf-8")
+    try:
+        train("spt", TrainingData(train={"convai2_persona": silent}), tmp_path / "out2",
+              preset=tiny_paper("paper-opt-125m", "opt"), max_steps=0, report_to=())
+    except UserError as err:
+        assert "silent.txt" in str(err)
+    else:
+        pytest.fail("a file without any bot reply text trained")
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -140,5 +150,5 @@ def test_checkpoint_with_wrong_prompt_width_is_refused(tmp_path: Path) -> None:
         SPTSystem(TASKS.get("convai2_persona")(), model=str(tmp_path), no_cache=True)
     result = run_cli("eval", "--model", str(tmp_path), "--system", "spt", "--tasks", "convai2_persona",
                      "--no-cache", "--output", str(tmp_path / "eval"))
-    assert result.returncode == 2 and "prompt width 32" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "prompt width 32 vs embedding width 64" in result.stderr.strip().splitlines()[-1]  # after the runner's progress
