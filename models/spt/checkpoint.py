@@ -85,35 +85,6 @@ def resolve_base(directory: Path, base: str) -> str:
     return str(local) if not base.startswith("embedded:") and local.exists() else base
 
 
-def load(directory: str | Path, *, dtype: str = "float32", device: str = "cpu", base: str | None = None) -> tuple[Any, Any]:
-    """Return (SPTModel, tokenizer) from a dialbench checkpoint; ``base`` remaps the recorded base."""
-    from safetensors.torch import load_file
-
-    from harness.checkpoints.loader import load_model
-    from models.spt.model import SPTModel
-
-    directory = Path(directory)
-    config = read_config(directory)
-    if base:
-        config = config.with_options({"base": base})
-    loaded = load_model(resolve_base(directory, config.base), dtype=dtype, device=device)
-    if loaded.kind != "causal":
-        raise UserError(f"{config.base}: SPT needs a causal LM base, got a {loaded.kind} model")
-    tokenizer = loaded.tokenizer
-    if (directory / "tokenizer_config.json").is_file():
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(str(directory))
-    try:
-        tensors = load_file(str(directory / WEIGHTS))
-    except Exception as err:  # safetensors raises its own error type
-        raise UserError(f"{directory / WEIGHTS}: corrupt safetensors file ({first_line(err)})") from None
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    model = SPTModel(loaded.model, config, pad)
-    apply_tensors(model, tensors, str(directory / WEIGHTS))
-    return model.to(device).eval(), tokenizer
-
-
 def apply_tensors(model: Any, tensors: dict[str, Any], where: str) -> None:
     """Copy checkpoint tensors into ``model``; a shape that does not fit the base is a UserError."""
     import torch

@@ -6,13 +6,28 @@ batch), scores are [B, K]; ``rows`` [N] names the example of each target token.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 from torch import nn
 
 from models.spt.config import SPTConfig
-from models.spt.model import PromptedLogits
+
+
+@dataclass
+class PromptedLogits:
+    """Logits of every prompt at the batch's target positions.
+
+    ``logits`` [K, N, V] (float32), ``targets`` [N] token ids, ``rows`` [N] the example of each
+    target token, ``scores`` [B, K] selection scores (None without a selector), ``batch_size`` B.
+    """
+
+    logits: torch.Tensor
+    targets: torch.Tensor
+    rows: torch.Tensor
+    scores: torch.Tensor | None
+    batch_size: int
 
 
 def token_losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

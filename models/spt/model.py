@@ -9,29 +9,16 @@ whose prompts differ are generated in one batch. The LM head is applied only at 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from harness.errors import UserError, first_line
 from models.spt.config import SPTConfig
+from models.spt.losses import PromptedLogits, objective
 from training.collate import IGNORE_INDEX
-
-
-@dataclass
-class PromptedLogits:
-    """Logits of every prompt at the batch's target positions.
-
-    ``logits`` [K, N, V] (float32), ``targets`` [N] token ids, ``rows`` [N] the example of each
-    target token, ``scores`` [B, K] selection scores (None without a selector), ``batch_size`` B.
-    """
-
-    logits: torch.Tensor
-    targets: torch.Tensor
-    rows: torch.Tensor
-    scores: torch.Tensor | None
-    batch_size: int
 
 
 class SPTModel(nn.Module):
@@ -140,8 +127,6 @@ class SPTModel(nn.Module):
                 selector_ids: torch.Tensor | None = None, selector_mask: torch.Tensor | None = None,
                 pair_targets: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Return the SPT objective and its parts (``loss`` is what the Trainer optimises)."""
-        from models.spt.losses import objective
-
         out = self.prompted_logits(input_ids, attention_mask, labels, selector_ids, selector_mask)
         return objective(out, pair_targets, self.spt)
 
@@ -158,3 +143,32 @@ class SPTModel(nn.Module):
         from models.spt.checkpoint import save
 
         save(self, self.tokenizer, directory)
+
+
+def load_spt(directory: str | Path, *, dtype: str = "float32", device: str = "cpu", base: str | None = None) -> tuple[Any, Any]:
+    """Return (SPTModel, tokenizer) from a dialbench checkpoint; ``base`` remaps the recorded base."""
+    from safetensors.torch import load_file
+
+    from harness.checkpoints.loader import load_model
+    from models.spt.checkpoint import WEIGHTS, apply_tensors, read_config, resolve_base
+
+    directory = Path(directory)
+    config = read_config(directory)
+    if base:
+        config = config.with_options({"base": base})
+    loaded = load_model(resolve_base(directory, config.base), dtype=dtype, device=device)
+    if loaded.kind != "causal":
+        raise UserError(f"{config.base}: SPT needs a causal LM base, got a {loaded.kind} model")
+    tokenizer = loaded.tokenizer
+    if (directory / "tokenizer_config.json").is_file():
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(directory))
+    try:
+        tensors = load_file(str(directory / WEIGHTS))
+    except Exception as err:  # safetensors raises its own error type
+        raise UserError(f"{directory / WEIGHTS}: corrupt safetensors file ({first_line(err)})") from None
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    model = SPTModel(loaded.model, config, pad)
+    apply_tensors(model, tensors, str(directory / WEIGHTS))
+    return model.to(device).eval(), tokenizer

@@ -68,6 +68,7 @@ class SPTSystem(System):
         from harness.generation.cache import GenerationCache, default_cache_path
         from models.spt import checkpoint
         from models.spt.format import SPTFormat
+        from models.spt.model import load_spt
 
         model_dir = options.get("model")
         if not model_dir:
@@ -80,7 +81,7 @@ class SPTSystem(System):
             if self.released else path
         self.device = resolve_device(str(options.get("device", "auto")))
         self.dtype = resolve_dtype(str(options.get("dtype", "auto")), self.device)
-        self.model, self.tokenizer = checkpoint.load(folder, dtype=self.dtype, device=self.device,
+        self.model, self.tokenizer = load_spt(folder, dtype=self.dtype, device=self.device,
                                                      base=None if self.released else options.get("base"))
         changes = {name: options[name] for name in INFERENCE_SWITCHES if name in options}
         if changes:

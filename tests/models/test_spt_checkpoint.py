@@ -105,7 +105,7 @@ def test_released_checkpoint_without_prompts_or_base(tmp_path: Path, monkeypatch
 def test_dialbench_checkpoint_round_trip(tmp_path: Path) -> None:
     from models.spt import checkpoint
     from models.spt.config import SPTConfig
-    from models.spt.model import SPTModel
+    from models.spt.model import SPTModel, load_spt
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     base_dir = tiny_opt_folder(tmp_path / "base-src")
@@ -114,7 +114,7 @@ def test_dialbench_checkpoint_round_trip(tmp_path: Path) -> None:
     model = SPTModel(base, SPTConfig(base=str(base_dir), num_prompts=3, num_virtual_tokens=2, pooling="released"),
                      tokenizer.pad_token_id)
     checkpoint.save(model, tokenizer, tmp_path / "ckpt")
-    loaded, _ = checkpoint.load(tmp_path / "ckpt")
+    loaded, _ = load_spt(tmp_path / "ckpt")
     assert torch.equal(loaded.prompts, model.prompts.detach())
     assert torch.equal(loaded.normalizer.weight, model.normalizer.weight.detach())
     assert loaded.spt == model.spt
