@@ -32,6 +32,7 @@ def tiny_paper(name: str, kind: str):
                    train=replace(preset.train, logging_steps=1, cpu_threads=1))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,kind", [("paper-opt-125m", "opt"), ("paper-llama2-7b-chat", "llama"),
                                        ("paper-opt-1.3b-pt", "opt")])
 def test_paper_presets_train_two_steps_and_reload(tmp_path: Path, name: str, kind: str) -> None:
@@ -59,6 +60,7 @@ def test_paper_presets_train_two_steps_and_reload(tmp_path: Path, name: str, kin
     system.close()
 
 
+@pytest.mark.slow
 def test_trained_prompts_differ_from_untrained(tmp_path: Path) -> None:
     from safetensors.torch import load_file
 
@@ -124,6 +126,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
                           timeout=300, env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
 
 
+@pytest.mark.slow
 def test_cli_bad_inputs_exit_2_with_one_line(tmp_path: Path) -> None:
     unknown = run_cli("train", "spt", "--preset", "tiny", "--base", "/no/such/base", "--max-steps", "0",
                       "--data", f"convai2_persona={SAMPLE}", "--output", str(tmp_path / "a"))
@@ -134,6 +137,7 @@ def test_cli_bad_inputs_exit_2_with_one_line(tmp_path: Path) -> None:
     assert k0.returncode == 2 and len(k0.stderr.strip().splitlines()) == 1 and "num_prompts" in k0.stderr
 
 
+@pytest.mark.slow
 def test_checkpoint_with_wrong_prompt_width_is_refused(tmp_path: Path) -> None:
     from safetensors.torch import load_file, save_file
 
