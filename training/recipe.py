@@ -68,6 +68,10 @@ class Recipe(ABC):
             if task not in self.tasks:
                 raise UserError(f"'{self.system}' cannot train on task '{task}'; valid tasks: {', '.join(self.tasks)}")
 
+    def with_options(self, preset: Preset, options: Mapping[str, Any]) -> Preset:
+        """Return ``preset`` changed by ``--set SYSTEM.NAME=VALUE`` options; recipes with switches override this."""
+        raise UserError(f"'{self.system}' takes no --set {self.system}.NAME options (got {', '.join(sorted(options))})")
+
     @abstractmethod
     def build(self, preset: Preset, data: TrainingData, *, seed: int, tokenizer_dir: Path | None = None,
               base: str | None = None) -> TrainingJob:

@@ -121,7 +121,12 @@ def train(system: str, data: TrainingData, output_dir: str | Path, *, preset: st
     recipe = get_recipe(system)
     chosen = preset if isinstance(preset, Preset) else recipe.preset(preset)
     recipe.check_data(data)
-    config = chosen.train.with_overrides(**dict(overrides or {}))
+    overrides = dict(overrides or {})
+    prefix = f"{system}."
+    recipe_options = {key[len(prefix):]: overrides.pop(key) for key in list(overrides) if key.startswith(prefix)}
+    if recipe_options:  # --set SYSTEM.NAME=VALUE: the recipe's own switches (model, quirks, data shaping)
+        chosen = recipe.with_options(chosen, recipe_options)
+    config = chosen.train.with_overrides(**overrides)
     if seed is not None:
         config = config.with_overrides(seed=seed)
     if max_steps is not None and max_steps < 0:

