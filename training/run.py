@@ -105,17 +105,36 @@ def train(system: str, data: TrainingData, output_dir: str | Path, *, preset: st
     """Train ``system`` with ``preset`` on ``data`` into ``output_dir``; return the run summary.
 
     ``preset`` is a preset name of the system's recipe or a Preset object (tests, experiments).
+    ``overrides`` names TrainConfig fields or the recipe's own ``option_names``. A recipe with
+    ``stages()`` (MAGIC: a strategy model, then a response model) trains each stage in turn into its
+    folder with the stage's preset of the same name; ``STAGE.FIELD`` overrides one stage only.
     """
-    started = time.time()
     recipe = get_recipe(system)
-    chosen = preset if isinstance(preset, Preset) else recipe.preset(preset)
+    settings = recipe.configure(overrides or {})
     recipe.check_data(data)
-    config = chosen.train.with_overrides(**dict(overrides or {}))
+    stages = recipe.stages()
+    if not stages:
+        return _train_recipe(system, recipe, preset, data, Path(output_dir), deepspeed=deepspeed, resume=resume,
+                             max_steps=max_steps, seed=seed, base=base, settings=settings, report_to=report_to)
+    summaries = {}
+    for name, folder, part in stages:
+        summaries[name] = _train_recipe(system, part, preset, data, Path(output_dir) / folder, deepspeed=deepspeed,
+                                        resume=resume, max_steps=max_steps, seed=seed, base=base,
+                                        settings=recipe.stage_settings(name, settings), report_to=report_to)
+    return recipe.assemble(Path(output_dir), summaries)
+
+
+def _train_recipe(system: str, recipe: Recipe, preset: str | Preset, data: TrainingData, output_dir: Path, *,
+                  deepspeed: str | None, resume: bool, max_steps: int | None, seed: int | None, base: str | None,
+                  settings: Mapping[str, Any], report_to: tuple[str, ...]) -> dict[str, Any]:
+    """Train one recipe (or one stage of a staged recipe) into ``output_dir``."""
+    started = time.time()
+    chosen = preset if isinstance(preset, Preset) else recipe.preset(preset)
+    config = chosen.train.with_overrides(**dict(settings))
     if seed is not None:
         config = config.with_overrides(seed=seed)
     if max_steps is not None and max_steps < 0:
         raise UserError(f"--max-steps must be 0 or more, got {max_steps}")
-    output_dir = Path(output_dir)
     ds_config = distributed.load_deepspeed_config(deepspeed) if deepspeed else None
     if ds_config is not None and max_steps != 0:
         distributed.prepare_environment()
@@ -138,6 +157,7 @@ def train(system: str, data: TrainingData, output_dir: str | Path, *, preset: st
             "system": system,
             "preset": chosen.to_json(),
             "train_config": config.to_json(),
+            "recipe_options": {k: str(v) for k, v in getattr(recipe, "options", {}).items()},
             "data": {"train": {k: str(v) for k, v in data.train.items()},
                      "valid": {k: str(v) for k, v in data.valid.items()}},
             "deepspeed": deepspeed,
