@@ -1,16 +1,73 @@
 """What to generate: prompt kinds and decoding settings (every field here is part of a cache key)."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any, Mapping, Sequence, Union
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence, Union
 
 from harness.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 ENGINE_VERSION = 1
 """Bump when a change to the engine can change outputs: old cache entries then stop matching."""
 
-Prompt = Union[str, Sequence[Mapping[str, str]]]
-"""A plain text prompt, or chat messages rendered with the tokenizer's chat template."""
+
+@dataclass(frozen=True)
+class TokenPrompt:
+    """A prompt given as token ids, with optional per-token inputs, a soft prefix and encoder extras.
+
+    - ``token_type_ids``: one type per token (GPT-2 speaker embeddings). Generated tokens, and the
+      tokens of a scored continuation, take the prompt's last type, as transformers' ``generate``
+      does. Prompts with and without types cannot be mixed in one call.
+    - ``prefix``: the name of an embedding table registered with ``Generator.register_prefix``;
+      its rows are placed before the tokens (peft prompt-tuning layout: the virtual positions come
+      first, count from position 0 and take token type 0). The cache key holds the table's content
+      hash, so retrained prompts never replay old outputs. Decoder-only models only.
+    - ``encoder_extra``: a JSON value handed, per row, to the call's ``EncoderHook`` (e.g. MAGIC's
+      strategy id); part of the cache key. Encoder-decoder models only.
+    """
+
+    input_ids: tuple[int, ...]
+    token_type_ids: tuple[int, ...] | None = None
+    prefix: str | None = None
+    encoder_extra: Any = field(default=None, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "input_ids", tuple(int(t) for t in self.input_ids))
+        if self.token_type_ids is not None:
+            object.__setattr__(self, "token_type_ids", tuple(int(t) for t in self.token_type_ids))
+            if len(self.token_type_ids) != len(self.input_ids):
+                raise UserError(f"token prompt: {len(self.token_type_ids)} token types for {len(self.input_ids)} tokens")
+        if not self.input_ids and self.prefix is None:
+            raise UserError("token prompt: no tokens and no prefix")
+
+
+Prompt = Union[str, Sequence[Mapping[str, str]], TokenPrompt]
+"""A plain text prompt, chat messages rendered with the tokenizer's chat template, or a TokenPrompt."""
+
+Continuation = Union[str, TokenPrompt]
+"""What ``loglikelihood`` scores after a prompt: text (tokenized without special tokens) or token ids."""
+
+
+class EncoderHook(Protocol):
+    """Extra encoder-side inputs for encoder-decoder models (e.g. MAGIC's strategy memory).
+
+    The engine pads the encoder inputs of a batch on the right and asks the hook for the encoder
+    states the decoder attends to; ``generate``/``loglikelihood`` then decode from them (greedy, beam
+    search, sampling, scoring, all batched). ``extras[i]`` is row i's ``TokenPrompt.encoder_extra``
+    (None for text prompts). The hook must treat rows independently (no batch statistics) so that
+    outputs stay batch-invariant, and it may append positions (return the matching longer mask).
+    """
+
+    key: str
+    """Identity, version and content hash of whatever the hook reads (e.g.
+    ``"magic-memory/v1:<sha256 of the bank>"``); part of every cache key of the call."""
+
+    def encode(self, model: Any, input_ids: "torch.Tensor", attention_mask: "torch.Tensor",
+               extras: Sequence[Any]) -> tuple[Any, "torch.Tensor"]:
+        """Return (encoder outputs as a transformers ``BaseModelOutput``, their attention mask)."""
+        ...
 
 TIE_MARGINS = {"float32": 5e-4, "float64": 1e-6, "bfloat16": 0.0, "float16": 0.0}
 """Default near-tie thresholds; half precision noise is too large for re-checks to be cheap."""
@@ -29,6 +86,8 @@ class GenerationConfig:
     repetition_penalty: float = 1.0
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    stop_token_ids: tuple[int, ...] = ()
+    """Token ids that end a reply besides the model's eos (e.g. gpt2_dialogue's speaker tokens)."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -58,6 +117,9 @@ class GenerationConfig:
         """Return the normalised settings that can change an output (cache-key part)."""
         data = asdict(self)
         data["stop"] = list(self.stop)
+        data["stop_token_ids"] = sorted(set(self.stop_token_ids))
+        if not data["stop_token_ids"]:
+            data.pop("stop_token_ids")  # keeps the keys of every earlier cache entry valid
         if not self.do_sample:
             for name in ("temperature", "top_p", "top_k", "seed"):
                 data.pop(name)

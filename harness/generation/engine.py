@@ -34,18 +34,25 @@ import os
 import sys
 import time
 from collections import Counter
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from harness.generation.cache import GenerationCache, make_key
-from harness.generation.config import ENGINE_VERSION, GenerationConfig, Prompt, TIE_MARGINS, plain_chat
 from harness.errors import UserError
+from harness.generation.cache import GenerationCache, make_key
+from harness.generation.config import ENGINE_VERSION, Continuation, EncoderHook, GenerationConfig, Prompt
+from harness.generation.prompts import PrefixTable, check_uniform, encode_pair, encode_prompt, prompt_json
+from harness.generation.state import ModelState
+
+if TYPE_CHECKING:
+    import torch
+
 
 class Generator:
     """Batched generation and scoring for one model; see the module docstring.
 
     Give either ``model`` and ``tokenizer`` or a ``loader`` returning a ``harness.checkpoints.loader.LoadedModel``
     (called only when something is not cached). ``batch_size`` is an int or "auto": on CPU, up to 64
-    rows within a memory budget; on CUDA, a memory-based size that halves on out-of-memory.
+    rows within a memory budget; on CUDA, a memory-based size that halves on out-of-memory. The
+    model's state lives in one ``ModelState`` (``model_state()``), built when first needed.
     """
 
     def __init__(self, model: Any = None, tokenizer: Any = None, *, fingerprint: str,
@@ -64,6 +71,9 @@ class Generator:
         self._tie_margin = tie_margin
         self.dtype, self.device = dtype, device
         self.stats: Counter[str] = Counter()
+        self.prefixes = PrefixTable()
+        self.loaded_info: dict[str, Any] | None = None
+        self._state: ModelState | None = None
         self._max_rows: int | None = None
 
     @classmethod
@@ -81,77 +91,36 @@ class Generator:
         return cls(fingerprint=model_fingerprint(spec, resolved_dtype, resolved_device), loader=load,
                    dtype=resolved_dtype, device=resolved_device, **kwargs)
 
-    # --- model access ------------------------------------------------------------------------
-    def _ensure_model(self) -> None:
-        if self.model is not None:
-            return
-        loaded = self._loader() if self._loader else None
-        if loaded is None:
-            raise ValueError("loader returned nothing")
-        if loaded.kind == "encoder":
-            raise UserError(f"model {loaded.source.spec} is an encoder without a language-model head; "
-                            "it cannot generate or score text")
-        self.model, self.tokenizer = loaded.model, loaded.tokenizer
-        self.dtype, self.device = loaded.dtype, loaded.device
-        self.loaded_info = loaded.info()
+    # --- model state -------------------------------------------------------------------------
+    def model_state(self) -> ModelState:
+        """Return the loaded model's state, loading the model first if needed."""
+        if self._state is not None:
+            return self._state
+        if self.model is None:
+            loaded = self._loader() if self._loader else None
+            if loaded is None:
+                raise ValueError("loader returned nothing")
+            if loaded.kind == "encoder":
+                raise UserError(f"model {loaded.source.spec} is an encoder without a language-model head; "
+                                "it cannot generate or score text")
+            self.model, self.tokenizer = loaded.model, loaded.tokenizer
+            self.dtype, self.device = loaded.dtype, loaded.device
+            self.loaded_info = loaded.info()
+        self._state = ModelState(self.model, self.tokenizer, stats=self.stats, prefixes=self.prefixes,
+                                 tie_margin_override=self._tie_margin)
+        return self._state
 
-    @property
-    def seq2seq(self) -> bool:
-        """Return True for encoder-decoder models (no left padding, prompt not echoed)."""
-        return bool(getattr(self.model.config, "is_encoder_decoder", False))
+    def register_prefix(self, name: str, embeddings: "torch.Tensor") -> str:
+        """Register a soft prompt ([virtual tokens, hidden]) for ``TokenPrompt(prefix=name)``; return its hash.
 
-    @property
-    def tie_margin(self) -> float:
-        """Return the near-tie threshold for the loaded dtype (see module docstring)."""
-        if self._tie_margin is not None:
-            return self._tie_margin
-        dtype = str(getattr(self.model, "dtype", self.dtype or "float32")).replace("torch.", "")
-        return TIE_MARGINS.get(dtype, 0.0)
-
-    def pad_id(self) -> int:
-        """Return the padding id: the tokenizer's pad, else its eos (GPT-2 and SmolLM2 pad with eos)."""
-        tok = self.tokenizer
-        for value in (tok.pad_token_id, tok.eos_token_id, 0):
-            if value is not None:
-                return int(value)
-        return 0
-
-    def eos_ids(self) -> list[int]:
-        """Return the ids that end a reply: the model's generation eos ids and the tokenizer's eos."""
-        ids: list[int] = []
-        for value in (getattr(self.model.generation_config, "eos_token_id", None), self.tokenizer.eos_token_id):
-            for item in value if isinstance(value, (list, tuple)) else [value]:
-                if item is not None and int(item) not in ids:
-                    ids.append(int(item))
-        return ids
-
-    def context_limit(self) -> int | None:
-        """Return the model's maximum sequence length when its config states one."""
-        config = self.model.config
-        for name in ("max_position_embeddings", "n_positions", "max_sequence_length"):
-            value = getattr(config, name, None)
-            if isinstance(value, int) and value > 0:
-                return value
-        return None
-
-    # --- prompts -----------------------------------------------------------------------------
-    def plain_chat(self, prompt: Prompt) -> bool:
-        """Return True when chat messages must be rendered by ``plain_chat`` (no usable chat template)."""
-        return not isinstance(prompt, str) and (self.seq2seq or not getattr(self.tokenizer, "chat_template", None))
-
-    def render(self, prompt: Prompt) -> tuple[str, bool]:
-        """Return (text, add_special_tokens) for a prompt; chat messages go through the chat template."""
-        if isinstance(prompt, str):
-            return prompt, True
-        messages = [dict(m) for m in prompt]
-        if self.plain_chat(prompt):
-            return plain_chat(messages), True
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True), False
+        Registering needs no model, so cached runs stay model-free; re-registering a name with
+        other embeddings changes the cache keys of the prompts that use it.
+        """
+        return self.prefixes.register(name, embeddings)
 
     def encode(self, prompt: Prompt) -> list[int]:
-        """Return the token ids of a prompt."""
-        text, special = self.render(prompt)
-        return list(self.tokenizer(text, add_special_tokens=special)["input_ids"])
+        """Return the token ids of a prompt (a token prompt's own ids; a prefix is not counted)."""
+        return list(encode_prompt(self.model_state(), prompt).ids)
 
     # --- batching ------------------------------------------------------------------------------
     def _row_limits(self) -> tuple[int, int]:
@@ -166,16 +135,16 @@ class Generator:
             return self.batch_size, sys.maxsize
         import torch
 
-        config = self.model.config
+        state = self.model_state()
+        config = state.model.config
         layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", 12)
         hidden = getattr(config, "hidden_size", None) or getattr(config, "n_embd", 768)
         heads = getattr(config, "num_attention_heads", None) or getattr(config, "n_head", 12)
         kv_heads = getattr(config, "num_key_value_heads", None) or heads
-        per_token = 2 * layers * kv_heads * (hidden // heads) * next(self.model.parameters()).element_size()
+        per_token = 2 * layers * kv_heads * (hidden // heads) * next(state.model.parameters()).element_size()
         per_token = max(per_token, 1) * 4  # headroom for activations
-        device = next(self.model.parameters()).device
-        if device.type == "cuda":
-            free, _ = torch.cuda.mem_get_info(device)
+        if state.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(state.device)
             return 256, int(free * 0.6 // per_token)
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         return 64, min(64 * 512, int(total * 0.25 // per_token))
@@ -221,57 +190,70 @@ class Generator:
                     file=sys.stderr, dynamic_ncols=True, leave=False)
 
     # --- public API ----------------------------------------------------------------------------
-    def generate(self, prompts: Sequence[Prompt], cfg: GenerationConfig) -> list[str]:
-        """Return one generated text per prompt (stop strings cut, whitespace stripped), in order."""
-        from harness.generation.batching import generate_rows
+    def generate(self, prompts: Sequence[Prompt], cfg: GenerationConfig, *,
+                 encoder_hook: EncoderHook | None = None) -> list[str]:
+        """Return one generated text per prompt (stop strings cut, whitespace stripped), in order.
 
-        config_key = cfg.key()
-        keys = [make_key("generate", self.fingerprint, config_key, _jsonable(p)) for p in prompts]
+        ``encoder_hook`` (encoder-decoder models) supplies the encoder states; its ``key`` joins the
+        cache key of every prompt of the call.
+        """
+        from harness.generation import batching
+
+        config_key = _with_hook(cfg.key(), encoder_hook)
+        keys = [make_key("generate", self.fingerprint, config_key, prompt_json(p, self.prefixes)) for p in prompts]
         return self._answer("generate", prompts, keys, cfg.cacheable,
-                            lambda batch, encoded, ids: generate_rows(self, [encoded[i] for i in batch],
-                                                                      [ids[i] for i in batch], cfg),
-                            extra=cfg.max_new_tokens, share_prefixes=cfg.num_beams == 1)
+                            lambda state, batch, rows, ids: batching.generate_rows(
+                                state, [rows[i] for i in batch], [ids[i] for i in batch], cfg, encoder_hook),
+                            extra=cfg.max_new_tokens, share_prefixes=cfg.num_beams == 1, hook=encoder_hook)
 
-    def loglikelihood(self, pairs: Sequence[tuple[Prompt, str]], *, add_eos: bool = False) -> list[tuple[float, int]]:
+    def loglikelihood(self, pairs: Sequence[tuple[Prompt, Continuation]], *, add_eos: bool = False,
+                      encoder_hook: EncoderHook | None = None) -> list[tuple[float, int]]:
         """Return (summed NLL in nats, token count) of each continuation given its prompt.
 
         Chat prompts end with the assistant header, so the continuation is scored as the assistant's
-        reply; with ``add_eos`` the end token is scored too (counted in the token count).
+        reply; with ``add_eos`` the end token is scored too (counted in the token count). A
+        ``TokenPrompt`` continuation is scored as given (its types, else the prompt's last type).
         """
-        from harness.generation.batching import score_rows
+        from harness.generation import batching
 
-        keys = [make_key("loglikelihood", self.fingerprint, {"engine": ENGINE_VERSION, "add_eos": add_eos},
-                         [_jsonable(p), c]) for p, c in pairs]
+        config_key = _with_hook({"engine": ENGINE_VERSION, "add_eos": add_eos}, encoder_hook)
+        keys = [make_key("loglikelihood", self.fingerprint, config_key,
+                         [prompt_json(p, self.prefixes), prompt_json(c, self.prefixes)]) for p, c in pairs]
         values = self._answer("loglikelihood", pairs, keys, True,
-                              lambda batch, encoded, ids: score_rows(self, [encoded[i] for i in batch]),
-                              extra=0, add_eos=add_eos, share_prefixes=True)
+                              lambda state, batch, rows, ids: batching.score_rows(
+                                  state, [rows[i] for i in batch], encoder_hook),
+                              extra=0, add_eos=add_eos, share_prefixes=True, hook=encoder_hook)
         return [(float(v[0]), int(v[1])) for v in values]
 
     def _answer(self, kind: str, requests: Sequence[Any], keys: list[str], cacheable: bool,
-                compute: Callable[[list[int], list[Any], list[str]], list[Any]], *, extra: int,
-                add_eos: bool = False, share_prefixes: bool = False) -> list[Any]:
+                compute: Callable[[ModelState, list[int], list[Any], list[str]], list[Any]], *, extra: int,
+                add_eos: bool = False, share_prefixes: bool = False, hook: EncoderHook | None = None) -> list[Any]:
         """Serve ``requests`` from the cache, compute the rest batch by batch, store each batch at once.
 
-        Batches are cut from all distinct requests in a fixed order: by token ids when the model can
-        share prefixes (prompts cut from one dialogue then sit in one batch), else longest first.
-        ``compute(batch, encoded, keys)`` gets indices into the distinct requests.
+        Batches are cut from all distinct requests in a fixed order: by row signature when the model
+        can share prefixes (prompts cut from one dialogue then sit in one batch), else longest first.
+        ``compute(state, batch, rows, keys)`` gets indices into the distinct requests.
         """
         unique = list(dict.fromkeys(keys))
         found = self.cache.get_many(unique) if self.cache is not None and cacheable else {}
         missing = [k for k in unique if k not in found]
         self.stats[f"{kind}_cached"] += len(unique) - len(missing)
         if missing:
-            self._ensure_model()
+            state = self.model_state()
+            if hook is not None and not state.seq2seq:
+                raise UserError("an encoder_hook needs an encoder-decoder model")
             first = {k: i for i, k in reversed(list(enumerate(keys)))}
-            from harness.generation.batching import encode_request
-
-            encoded = [encode_request(self, requests[first[k]], kind, add_eos) for k in unique]
-            tokens = [e[0] + e[1] if kind == "loglikelihood" else e for e in encoded]
-            widths = [len(t) + extra for t in tokens]
-            from harness.generation.prefix import supports_prefix_cache
-
-            if share_prefixes and supports_prefix_cache(self):
-                order = sorted(range(len(unique)), key=lambda i: (tokens[i], i))
+            if kind == "generate":
+                encoded: list[Any] = [encode_prompt(state, requests[first[k]]) for k in unique]
+                rows = encoded
+            else:
+                encoded = [encode_pair(state, *requests[first[k]], add_eos) for k in unique]
+                rows = [full for _, full, _ in encoded]
+            check_uniform(rows)
+            widths = [len(r) + extra for r in rows]
+            if share_prefixes and state.shares_prefixes:
+                signatures = [r.signature() for r in rows]
+                order = sorted(range(len(unique)), key=lambda i: (signatures[i], i))
             else:
                 order = sorted(range(len(unique)), key=lambda i: (-widths[i], i))
             todo = set(missing)
@@ -283,7 +265,7 @@ class Generator:
                 wanted = [i for i in batch if unique[i] in todo]
                 if not wanted:
                     return
-                values = compute(wanted, encoded, unique)
+                values = compute(state, wanted, encoded, unique)
                 answers = {unique[i]: v for i, v in zip(wanted, values)}
                 if self.cache is not None and cacheable:
                     self.cache.put_many(kind, self.fingerprint, answers)
@@ -304,9 +286,11 @@ class Generator:
         return [found[k] for k in keys]
 
 
-def _jsonable(prompt: Any) -> Any:
-    """Return a prompt as plain JSON (chat messages as lists of dicts) for cache keys."""
-    if isinstance(prompt, str):
-        return prompt
-    return [dict(m) for m in prompt]
-
+def _with_hook(config_key: dict[str, Any], hook: EncoderHook | None) -> dict[str, Any]:
+    """Return the config part of a cache key with the encoder hook's identity added when there is one."""
+    if hook is None:
+        return config_key
+    key = getattr(hook, "key", None)
+    if not isinstance(key, str) or not key:
+        raise UserError("encoder_hook needs a non-empty string attribute 'key' (identity, version, content hash)")
+    return {**config_key, "encoder_hook": key}

@@ -25,9 +25,11 @@ import torch
 from transformers.cache_utils import DynamicLayer
 
 from harness.generation.decoding import RowControl
+from harness.generation.prompts import Row, with_prefixes
 
 if TYPE_CHECKING:
-    from harness.generation import GenerationConfig, Generator
+    from harness.generation.config import GenerationConfig
+    from harness.generation.state import ModelState
 
 KV = list[tuple[torch.Tensor, torch.Tensor]]
 """Per layer (keys, values) of one row, each [1, heads, length, head_dim]."""
@@ -58,31 +60,26 @@ def soft_prompted(model: Any) -> bool:
     return bool(getattr(config, "is_prompt_learning", False))
 
 
-def supports_prefix_cache(gen: "Generator") -> bool:
+def supports_prefix_cache(model: Any, pad_id: int) -> bool:
     """Return True when the model is a decoder whose cache is plain per-layer keys/values.
 
-    Probed once with a two-token forward; sliding-window, linear-attention or encoder-decoder caches
-    and prompt-tuning adapters take the plain ``generate`` path instead.
+    Probed with a two-token forward (``ModelState.shares_prefixes`` asks once); sliding-window,
+    linear-attention or encoder-decoder caches and prompt-tuning adapters take the plain
+    ``generate`` path instead.
     """
-    cached = getattr(gen, "_prefix_ok", None)
-    if cached is not None:
-        return bool(cached)
     from transformers import DynamicCache
-    from transformers.cache_utils import DynamicLayer
 
-    ok = False
     needed = {"position_ids", "past_key_values", "logits_to_keep"}
-    if not gen.seq2seq and not soft_prompted(gen.model) and needed <= forward_parameters(gen.model):
-        try:
-            device = next(gen.model.parameters()).device
-            with torch.inference_mode():
-                out = gen.model(input_ids=torch.tensor([[gen.pad_id(), gen.pad_id()]], device=device), use_cache=True)
-            cache = out.past_key_values
-            ok = isinstance(cache, DynamicCache) and all(type(layer) is DynamicLayer for layer in cache.layers)
-        except (TypeError, ValueError, RuntimeError, AttributeError):
-            ok = False
-    gen._prefix_ok = ok
-    return ok
+    if getattr(model.config, "is_encoder_decoder", False) or soft_prompted(model) or not needed <= forward_parameters(model):
+        return False
+    try:
+        device = next(model.parameters()).device
+        with torch.inference_mode():
+            out = model(input_ids=torch.tensor([[pad_id, pad_id]], device=device), use_cache=True)
+        cache = out.past_key_values
+        return isinstance(cache, DynamicCache) and all(type(layer) is DynamicLayer for layer in cache.layers)
+    except (TypeError, ValueError, RuntimeError, AttributeError):
+        return False
 
 
 WAVE_ROWS = 16
@@ -120,22 +117,22 @@ def prefix_plan(rows: Sequence[Sequence[int]], keep_logits: Sequence[int]
     return root, parents, starts, waves
 
 
-def chain_forward(model: Any, rows: Sequence[Sequence[int]], keep_logits: Sequence[int],
-                  keep_cache: bool, stats: Counter[str] | None = None) -> tuple[list[torch.Tensor], list[KV], int]:
+def chain_forward(state: "ModelState", rows: Sequence[Row], keep_logits: Sequence[int],
+                  keep_cache: bool) -> tuple[list[torch.Tensor], list[KV], int]:
     """Compute ``rows`` reusing shared prefixes (``prefix_plan``), a wave of rows per forward.
 
     Returns each row's float32 logits for its last ``keep_logits[i]`` positions and, with
-    ``keep_cache``, each row's full cache, plus the number of tokens actually computed. ``rows``
-    must be sorted by token ids. ``stats`` receives the work done (see ``count_work``).
+    ``keep_cache``, each row's full cache, plus the number of positions actually computed. ``rows``
+    must be sorted by signature; the work done goes to ``state.stats`` (see ``count_work``).
     """
-    root, parents, starts, waves = prefix_plan(rows, keep_logits)
-    device = next(model.parameters()).device
+    signatures = [row.signature() for row in rows]
+    root, parents, starts, waves = prefix_plan(signatures, keep_logits)
+    stats = state.stats
     root_kv: KV = []
     computed = root
     if root:
-        root_kv, _ = _extend(model, [[]], [rows[0][:root]], [0], 1, device)[0]
-        if stats is not None:
-            count_work(stats, root, 1, root * (root + 1) // 2)
+        root_kv, _ = _extend(state, [[]], [rows[0]], [0], 1, ends=[root])[0]
+        count_work(stats, root, 1, root * (root + 1) // 2)
     children = Counter(p for p in parents if p is not None)
     kv_of: dict[int, KV] = {}
     logits: list[torch.Tensor] = [torch.empty(0)] * len(rows)
@@ -144,15 +141,13 @@ def chain_forward(model: Any, rows: Sequence[Sequence[int]], keep_logits: Sequen
         for chunk in range(0, len(members), WAVE_ROWS):
             batch = members[chunk : chunk + WAVE_ROWS]
             pasts = [root_kv if parents[i] is None else kv_of[parents[i]] for i in batch]
-            results = _extend(model, pasts, [rows[i][starts[i]:] for i in batch], [starts[i] for i in batch],
-                              max(keep_logits[i] for i in batch), device)
+            results = _extend(state, pasts, [rows[i] for i in batch], [starts[i] for i in batch],
+                              max(keep_logits[i] for i in batch))
             for i, (kv, row_logits) in zip(batch, results):
                 kv_of[i] = kv
                 logits[i] = row_logits[-keep_logits[i]:]
                 computed += len(rows[i]) - starts[i]
-                if stats is not None:
-                    count_work(stats, len(rows[i]) - starts[i], keep_logits[i],
-                               sum(range(starts[i] + 1, len(rows[i]) + 1)))
+                count_work(stats, len(rows[i]) - starts[i], keep_logits[i], sum(range(starts[i] + 1, len(rows[i]) + 1)))
             if not keep_cache:  # a cache is kept only until its last child has used it
                 for i in batch:
                     parent = parents[i]
@@ -166,26 +161,38 @@ def chain_forward(model: Any, rows: Sequence[Sequence[int]], keep_logits: Sequen
     return logits, caches, computed
 
 
-def _extend(model: Any, pasts: Sequence[KV], chunks: Sequence[Sequence[int]], starts: Sequence[int], keep: int,
-            device: Any) -> list[tuple[KV, torch.Tensor]]:
-    """Run each chunk on the first ``starts[b]`` positions of its past in one batched forward.
+def _extend(state: "ModelState", pasts: Sequence[KV], rows: Sequence[Row], starts: Sequence[int], keep: int,
+            ends: Sequence[int] | None = None) -> list[tuple[KV, torch.Tensor]]:
+    """Run positions ``starts[b]:ends[b]`` of each row on the first ``starts[b]`` positions of its past.
 
     Pasts are left-padded to a common length and chunks left-padded after them; the attention mask
-    hides both paddings and position ids continue each row's past. Returns each row's compact cache
-    (past prefix + chunk) and the float32 logits of the batch's last ``keep`` positions.
+    hides both paddings and position ids continue each row's past. A chunk covering prefix positions
+    goes in as embeddings (the prefix's rows, then the tokens' embeddings). Returns each row's
+    compact cache (past prefix + chunk) and the float32 logits of the batch's last ``keep`` positions.
     """
     from transformers import DynamicCache
 
-    past_width, chunk_width = max(starts), max(len(c) for c in chunks)
-    batch = len(chunks)
-    ids = torch.zeros((batch, chunk_width), dtype=torch.long)
+    model, device = state.model, state.device
+    ends = [len(row) for row in rows] if ends is None else ends
+    lengths = [end - start for start, end in zip(starts, ends)]
+    past_width, chunk_width = max(starts), max(lengths)
+    batch = len(rows)
+    ids = torch.full((batch, chunk_width), state.pad_id, dtype=torch.long)
+    types = torch.zeros((batch, chunk_width), dtype=torch.long)
     positions = torch.zeros((batch, chunk_width), dtype=torch.long)
     mask = torch.zeros((batch, past_width + chunk_width), dtype=torch.long)
-    for b, (chunk, start) in enumerate(zip(chunks, starts)):
-        ids[b, chunk_width - len(chunk):] = torch.tensor(chunk)
-        positions[b, chunk_width - len(chunk):] = torch.arange(start, start + len(chunk))
+    for b, (row, start, end, length) in enumerate(zip(rows, starts, ends, lengths)):
+        first = chunk_width - length
+        token_from = max(start, row.virtual) - row.virtual  # index into row.ids of the first token column
+        token_col = first + max(row.virtual - start, 0)
+        token_count = end - max(start, row.virtual)
+        if token_count > 0:
+            ids[b, token_col:] = torch.tensor(row.ids[token_from : token_from + token_count])
+            if row.types is not None:
+                types[b, token_col:] = torch.tensor(row.types[token_from : token_from + token_count])
+        positions[b, first:] = torch.arange(start, end)
         mask[b, past_width - start : past_width] = 1
-        mask[b, past_width + chunk_width - len(chunk):] = 1
+        mask[b, past_width + chunk_width - length:] = 1
     layers = []
     if past_width:
         for layer in range(len(pasts[0])):
@@ -198,15 +205,22 @@ def _extend(model: Any, pasts: Sequence[KV], chunks: Sequence[Sequence[int]], st
                     v_all[b, :, past_width - start :] = past[layer][1][0, :, :start]
             layers.append((k_all, v_all))
     cache = DynamicCache(ddp_cache_data=layers or None, config=model.config)
+    inputs: dict[str, torch.Tensor] = {"input_ids": ids.to(device)}
+    if any(row.virtual > start for row, start in zip(rows, starts)):
+        inputs = {"inputs_embeds": with_prefixes(state, inputs["input_ids"], rows,
+                                                 [chunk_width - n for n in lengths], offsets=starts)}
+    if rows[0].types is not None:
+        inputs["token_type_ids"] = types.to(device)
     with torch.inference_mode():
-        out = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
+        out = model(**inputs, attention_mask=mask.to(device), position_ids=positions.to(device),
                     past_key_values=cache, use_cache=True, logits_to_keep=keep)
     results = []
-    for b, (chunk, start) in enumerate(zip(chunks, starts)):
+    for b, length in enumerate(lengths):
+        start = starts[b]
         kv = []
         for layer in out.past_key_values.layers:
             keep_cols = torch.cat([torch.arange(past_width - start, past_width, device=layer.keys.device),
-                                   torch.arange(past_width + chunk_width - len(chunk), past_width + chunk_width,
+                                   torch.arange(past_width + chunk_width - length, past_width + chunk_width,
                                                 device=layer.keys.device)])
             kv.append((layer.keys[b : b + 1, :, keep_cols], layer.values[b : b + 1, :, keep_cols]))
         results.append((kv, out.logits[b].float()))
@@ -276,24 +290,25 @@ def batch_cache(model: Any, caches: Sequence[KV], lengths: Sequence[int], reserv
     return cache, mask
 
 
-def decode_loop(gen: "Generator", rows: list[list[int]], control: RowControl, cfg: "GenerationConfig",
-                stop_check: Any) -> list[list[int]]:
+def decode_loop(state: "ModelState", rows: list[Row], control: RowControl, cfg: "GenerationConfig",
+                stop_check: Any, end_ids: Sequence[int]) -> list[list[int]]:
     """Return the generated token ids of each row (end token excluded), pruning finished rows.
 
     Finished rows leave the batch once at least an eighth of it is done (each removal copies the
-    cache, so one removal per finished row would cost more than it saves).
+    cache, so one removal per finished row would cost more than it saves). Generated tokens take
+    each row's last token type.
     """
-    model = gen.model
-    device = next(model.parameters()).device
+    model, device = state.model, state.device
     lengths = [len(r) for r in rows]
-    logits, caches, computed = chain_forward(model, rows, [1] * len(rows), keep_cache=True, stats=gen.stats)
-    gen.stats["prefill_tokens"] += computed
+    logits, caches, computed = chain_forward(state, rows, [1] * len(rows), keep_cache=True)
+    state.stats["prefill_tokens"] += computed
     cache, mask = batch_cache(model, caches, lengths, cfg.max_new_tokens)
     del caches
     width = mask.shape[1]
-    ids = torch.tensor([[gen.pad_id()] * (width - len(r)) + r for r in rows], device=device)
+    ids = torch.tensor([[state.pad_id] * (width - len(r.ids)) + list(r.ids) for r in rows], device=device)
+    types = None if rows[0].types is None else torch.tensor([[r.last_type] for r in rows], device=device)
     scores = torch.stack([row_logits[-1] for row_logits in logits])
-    ends = set(gen.eos_ids())
+    ends = set(end_ids)
     generated: list[list[int]] = [[] for _ in rows]
     active = list(range(len(rows)))
     done = [False] * len(rows)
@@ -305,7 +320,7 @@ def decode_loop(gen: "Generator", rows: list[list[int]], control: RowControl, cf
         for j, token in enumerate(chosen.tolist()):
             if done[j]:
                 continue
-            gen.stats["new_tokens"] += 1
+            state.stats["new_tokens"] += 1
             if token in ends:
                 done[j] = True
                 continue
@@ -318,14 +333,16 @@ def decode_loop(gen: "Generator", rows: list[list[int]], control: RowControl, cf
             index = torch.tensor(live, device=device)
             cache.batch_select_indices(index)
             mask, ids, chosen, positions = mask[index], ids[index], chosen[index], positions[index]
+            types = None if types is None else types[index]
             control.select(live)
             active, done = [active[j] for j in live], [False] * len(live)
         mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=1)
-        count_work(gen.stats, len(active), len(active), len(active) * mask.shape[1])
+        count_work(state.stats, len(active), len(active), len(active) * mask.shape[1])
+        extra = {} if types is None else {"token_type_ids": types}
         with torch.inference_mode():
             out = model(input_ids=chosen[:, None], attention_mask=mask, position_ids=positions[:, None],
                         cache_position=torch.tensor([mask.shape[1] - 1], device=device),
-                        past_key_values=cache, use_cache=True)
+                        past_key_values=cache, use_cache=True, **extra)
         positions = positions + 1
         scores = out.logits[:, -1].float()
     return generated
