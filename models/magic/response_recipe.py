@@ -32,11 +32,11 @@ RESPONSE_PRESETS = {
         name="tiny",
         description="random-init BART-architecture model (2+2 layers, 128 dims, strategy encoder 2 layers) with a "
                     "BPE tokenizer trained on the training split; minutes on 2 CPU cores",
-        train=TrainConfig(learning_rate=1e-3, epochs=6, batch_size=16, schedule="linear", weight_decay=0.01,
+        train=TrainConfig(learning_rate=1e-3, epochs=5, batch_size=16, schedule="linear", weight_decay=0.01,
                           max_grad_norm=1.0, early_stopping_patience=2, logging_steps=20, cpu_threads=1,
                           save_total_limit=1),
         model={"d_model": 128, "layers": 2, "heads": 4, "ffn_dim": 256, "vocab_size": 3000, "max_positions": 512},
-        data={"max_source": 256, "max_target": 48, "memory_length": 32, "max_motivation": 48, "train_fraction": 0.8},
+        data={"max_source": 160, "max_target": 40, "memory_length": 32, "max_motivation": 48, "train_fraction": 0.8},
     ),
     "paper": Preset(
         name="paper",

@@ -4,7 +4,7 @@ Records pair MAGIC's prompt (``prompt.py``) with the motivation target; the loss
 and eos only. The published run used LLaMA-Factory (``--finetuning_type lora --lora_target
 q_proj,v_proj`` with its default rank 8, alpha 16, dropout 0) on Llama-2-7b-hf; here the same
 adapter is trained through the shared engine (peft). ``tiny`` uses the embedded SmolLM2-135M with
-the adapter only in its last 4 layers, a subsample of the examples and the last 4 turns of each
+the adapter only in its last 4 layers, a subsample of the examples and the last 3 turns of each
 clip, because a full backward pass through 30 layers runs at ~14 tokens/s on a shared 2-core CPU.
 """
 from __future__ import annotations
@@ -24,13 +24,13 @@ from training.recipe import Recipe, TrainingData, TrainingJob
 STRATEGY_PRESETS = {
     "tiny": Preset(
         name="tiny",
-        description="embedded SmolLM2-135M-Instruct + LoRA r=8 on q/v of the last 4 layers; 64 examples, "
-                    "4-turn clips, 1 epoch (minutes on 2 CPU cores)",
+        description="embedded SmolLM2-135M-Instruct + LoRA r=8 on q/v of the last 4 layers; 48 examples, "
+                    "3-turn clips, 1 epoch (minutes on 2 CPU cores)",
         train=TrainConfig(learning_rate=3e-4, epochs=1, batch_size=4, schedule="cosine", warmup=0.0,
                           logging_steps=2, cpu_threads=2, save_total_limit=1),
         model={"base": "embedded:smollm2-135m-instruct", "lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.0,
                "lora_last_layers": 4},
-        data={"max_length": 320, "prompt_turns": 4, "max_train_examples": 64, "max_valid_examples": 8,
+        data={"max_length": 288, "prompt_turns": 3, "max_train_examples": 48, "max_valid_examples": 8,
               "train_fraction": 0.8},
     ),
     "paper": Preset(

@@ -21,7 +21,8 @@ from harness.errors import UserError
 from harness.records import Example, Response
 from harness.system import System
 from models.magic.decoding import DECODINGS, model_next_logits, probability_summing_beam_search
-from models.magic.features import TRUNCATIONS, FeatureSpec, Featurizer, MagicCollator
+from models.magic.features import NO_MOTIVATION, TRUNCATIONS, FeatureSpec, Featurizer
+from models.magic.hook import StrategyMemoryHook
 from models.magic.prompt import PARSERS, build_prompt, parse_strategy
 from models.magic.recipe import MAGIC_FILE, STRATEGY_DIR
 
@@ -61,6 +62,7 @@ class MagicSystem(System):
         import torch
 
         from harness.checkpoints.fingerprint import files_hash, model_files
+        from harness.generation import Generator
         from harness.generation.cache import GenerationCache, default_cache_path
         from models.magic.checkpoint import is_released_layout, load_response_model
 
@@ -80,7 +82,7 @@ class MagicSystem(System):
         self.num_beams = _number(options, "num_beams", 5)
         self.max_new_tokens = _number(options, "max_new_tokens", 64)
         batch = str(options.get("batch_size", "auto"))
-        self.batch_size = 16 if batch == "auto" else _number(options, "batch_size", 16)
+        self.batch_size: Any = "auto" if batch == "auto" else _number(options, "batch_size", 16)
         device = str(options.get("device") or "auto")
         self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)
         heads = int(options["heads"]) if options.get("heads") else None
@@ -90,12 +92,16 @@ class MagicSystem(System):
         spec.update(truncation=self.truncation, motivation=self.model.config.motivation)
         self.featurizer = Featurizer(self.tokenizer, FeatureSpec(**spec))
         self.fingerprint = f"magic:{files_hash(model_files(folder), folder)[:16]}"
+        self.hook = StrategyMemoryHook(self.fingerprint, self.featurizer.pad)
         no_cache = str(options.get("no_cache", False)).lower() in ("true", "1", "yes")
         self.cache = None if no_cache else GenerationCache(Path(str(options["cache_path"])) if options.get("cache_path")
                                                             else default_cache_path())
-        self.strategy_generator = self._strategy_generator(options) if self.source == "inferred" else None
         self.progress = str(options.get("progress", True)).lower() not in ("false", "0", "no")
-        self.stats = {"generated": 0, "cached": 0}
+        self.strategy_generator = self._strategy_generator(options) if self.source == "inferred" else None
+        self.generator = Generator(self.model, self.tokenizer, fingerprint=self.fingerprint, cache=self.cache,
+                                   batch_size=self.batch_size, progress=self.progress,
+                                   device="cuda" if self.device.type == "cuda" else "cpu", dtype="float32")
+        self.stats: dict[str, int] = {}
 
     # --- setup ---------------------------------------------------------------------------------------
     @staticmethod
@@ -122,8 +128,7 @@ class MagicSystem(System):
             spec = f"{base}+adapter={adapter}" if base and (adapter / "adapter_config.json").is_file() else str(adapter)
         self.strategy_spec = str(spec)
         device = "cuda" if self.device.type == "cuda" else "cpu"
-        return Generator.from_source(self.strategy_spec, device=device, cache=self.cache,
-                                     progress=str(options.get("progress", True)).lower() not in ("false", "0", "no"))
+        return Generator.from_source(self.strategy_spec, device=device, cache=self.cache, progress=self.progress)
 
     # --- strategy inference ----------------------------------------------------------------------------
     def strategies(self, examples: Sequence[Example]) -> list[tuple[str | None, str]]:
@@ -142,85 +147,74 @@ class MagicSystem(System):
         return [parse_strategy(text, prompt, self.parser) for text, prompt in zip(texts, prompts)]
 
     # --- response decoding ------------------------------------------------------------------------------
-    def _decode_batch(self, batch: dict[str, Any]) -> list[str]:
+    def prompts(self, examples: Sequence[Example], chosen: Sequence[tuple[str | None, str]]) -> list[Any]:
+        """Return the engine prompts: context ids with the strategy id (and motivation ids) as encoder extras."""
+        from harness.generation import TokenPrompt
+        from models.magic.strategies import strategy_id
+
+        prompts = []
+        for example, (strategy, motivation) in zip(examples, chosen):
+            extra: dict[str, Any] = {"strategy": -1 if strategy is None else strategy_id(strategy, f"example {example.id}")}
+            if self.model.config.motivation == "encoded":
+                extra["motivation"] = self.featurizer.framed(motivation or NO_MOTIVATION, self.featurizer.spec.max_motivation)
+            prompts.append(TokenPrompt(self.featurizer.source(example), encoder_extra=extra))
+        return prompts
+
+    def released_decode(self, prompts: Sequence[Any]) -> list[str]:
+        """Return the released probability-summing beam search's texts (batched, length-sorted, cached)."""
         import torch
-
-        model = self.model
-        with torch.no_grad():
-            encoded = model.encode(batch["input_ids"], batch["attention_mask"], batch["strategy_ids"],
-                                   batch.get("motivation_ids"), batch.get("motivation_mask"))
-            if self.decoding == "released":
-                step = model_next_logits(model, encoded, encoded.memory_mask, self.num_beams)
-                ids = probability_summing_beam_search(step, batch["input_ids"].shape[0], model.config.decoder_start_token_id,
-                                                      num_beams=self.num_beams, steps=self.max_new_tokens,
-                                                      device=self.device)
-            else:
-                ids = model.generate(encoder_outputs=encoded, attention_mask=encoded.memory_mask,
-                                     num_beams=self.num_beams, max_new_tokens=self.max_new_tokens, length_penalty=1.0,
-                                     early_stopping=False, do_sample=False,
-                                     decoder_start_token_id=model.config.decoder_start_token_id,
-                                     eos_token_id=model.config.eos_token_id, pad_token_id=model.config.pad_token_id)
-        return [text.strip() for text in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
-
-    def _reference_nll(self, batch: dict[str, Any]) -> list[tuple[float, int]]:
-        import torch
-
-        with torch.no_grad():
-            out = self.model(**{k: v for k, v in batch.items() if k != "memory"})
-        labels = batch["labels"]
-        logprobs = torch.log_softmax(out.logits.float(), dim=-1)
-        valid = labels != -100
-        picked = logprobs.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1) * valid
-        return list(zip((-picked.sum(-1)).tolist(), valid.sum(-1).tolist()))
-
-    def respond(self, examples: Sequence[Example]) -> list[Response]:
-        """Return responses (length-sorted batches, cached) with the inferred strategy as label."""
-        import torch
-        from tqdm.auto import tqdm
 
         from harness.generation.cache import make_key
 
-        torch.manual_seed(int(self.options.get("seed", 0) or 0))
-        chosen = self.strategies(examples)
-        rows = []
-        for example, (strategy, motivation) in zip(examples, chosen):
-            row = self.featurizer.row(example, strategy, motivation, with_target=False)
-            if example.references:
-                row["labels"] = self.featurizer.target(example.references[0])
-            rows.append(row)
-        settings = {"decoding": self.decoding, "beams": self.num_beams, "max_new_tokens": self.max_new_tokens}
-        keys = [make_key("magic", self.fingerprint, settings, {k: v for k, v in row.items() if k != "labels"}) for row in rows]
+        settings = {"decoding": "released", "beams": self.num_beams, "steps": self.max_new_tokens, "hook": self.hook.key}
+        keys = [make_key("magic-released", self.fingerprint, settings,
+                         {"ids": list(p.input_ids), "extra": p.encoder_extra}) for p in prompts]
         found = self.cache.get_many(list(set(keys))) if self.cache is not None else {}
-        order = sorted(range(len(rows)), key=lambda i: (-len(rows[i]["input_ids"]), i))
-        collate = MagicCollator(pad_id=self.featurizer.pad, memory_length=self.featurizer.spec.memory_length)
-        texts: dict[int, str] = {}
-        nll: dict[int, tuple[float, int]] = {}
-        bar = tqdm(total=len(rows), desc="magic responses", unit="ex", disable=not self.progress, leave=False)
-        for start in range(0, len(order), self.batch_size):
-            indices = order[start:start + self.batch_size]
-            scored = [i for i in indices if "labels" in rows[i]]
-            if scored:
-                batch = {k: v.to(self.device) for k, v in collate([rows[i] for i in scored]).items()}
-                nll.update(zip(scored, self._reference_nll(batch)))
-            todo = [i for i in indices if keys[i] not in found]
-            if todo:
-                batch = {k: v.to(self.device) for k, v in collate([{k: v for k, v in rows[i].items() if k != "labels"}
-                                                                    for i in todo]).items()}
-                answers = dict(zip((keys[i] for i in todo), self._decode_batch(batch)))
-                found.update(answers)
-                if self.cache is not None:
-                    self.cache.put_many("magic", self.fingerprint, answers)
-            self.stats["generated"] += len(todo)
-            self.stats["cached"] += len(indices) - len(todo)
-            bar.update(len(indices))
-        bar.close()
-        for i in range(len(rows)):
-            texts[i] = found[keys[i]]
-        labels = [s for s, _ in chosen] if self.source == "inferred" else [None] * len(rows)
-        return [Response(example_id=e.id, text=texts[i], label=labels[i],
-                         ref_nll=nll[i][0] if i in nll else None, ref_tokens=int(nll[i][1]) if i in nll else None,
-                         meta={"strategy": chosen[i][0], "motivation": chosen[i][1]} if chosen[i][1] else {"strategy": chosen[i][0]})
-                for i, e in enumerate(examples)]
+        todo = sorted({k: i for i, k in enumerate(keys) if k not in found}.values(), key=lambda i: (-len(prompts[i].input_ids), i))
+        size = 16 if self.batch_size == "auto" else int(self.batch_size)
+        for start in range(0, len(todo), size):
+            batch = todo[start:start + size]
+            width = max(len(prompts[i].input_ids) for i in batch)
+            ids = torch.tensor([list(prompts[i].input_ids) + [self.featurizer.pad] * (width - len(prompts[i].input_ids))
+                                for i in batch], device=self.device)
+            mask = torch.tensor([[1] * len(prompts[i].input_ids) + [0] * (width - len(prompts[i].input_ids)) for i in batch],
+                                device=self.device)
+            with torch.no_grad():
+                encoded, cross_mask = self.hook.encode(self.model, ids, mask, [prompts[i].encoder_extra for i in batch])
+                step = model_next_logits(self.model, encoded, cross_mask, self.num_beams)
+                out = probability_summing_beam_search(step, len(batch), self.model.config.decoder_start_token_id,
+                                                      num_beams=self.num_beams, steps=self.max_new_tokens, device=self.device)
+            answers = {keys[i]: text.strip() for i, text in zip(batch, self.tokenizer.batch_decode(out, skip_special_tokens=True))}
+            found.update(answers)
+            if self.cache is not None:
+                self.cache.put_many("magic-released", self.fingerprint, answers)
+        self.stats["released_generated"] = self.stats.get("released_generated", 0) + len(todo)
+        return [found[k] for k in keys]
+
+    def respond(self, examples: Sequence[Example]) -> list[Response]:
+        """Return responses with the inferred strategy as label and the reference's NLL."""
+        from harness.generation import GenerationConfig, TokenPrompt
+
+        chosen = self.strategies(examples)
+        prompts = self.prompts(examples, chosen)
+        if self.decoding == "released":
+            texts = self.released_decode(prompts)
+        else:
+            config = GenerationConfig(max_new_tokens=self.max_new_tokens, num_beams=self.num_beams)
+            texts = self.generator.generate(prompts, config, encoder_hook=self.hook)
+        scored = [i for i, e in enumerate(examples) if e.references and e.references[0].strip()]
+        pairs = [(prompts[i], TokenPrompt(self.featurizer.target(examples[i].references[0]))) for i in scored]
+        values = dict(zip(scored, self.generator.loglikelihood(pairs, encoder_hook=self.hook))) if pairs else {}
+        responses = []
+        for i, example in enumerate(examples):
+            strategy, motivation = chosen[i]
+            meta = {"strategy": strategy, **({"motivation": motivation} if motivation else {})}
+            nll = values.get(i)
+            responses.append(Response(example_id=example.id, text=texts[i],
+                                      label=strategy if self.source == "inferred" else None,
+                                      ref_nll=None if nll is None else float(nll[0]),
+                                      ref_tokens=None if nll is None else int(nll[1]), meta=meta))
+        return responses
 
     def info(self) -> dict[str, Any]:
         """Return the switches, the weights' fingerprint and how the checkpoint was trained."""
@@ -229,7 +223,8 @@ class MagicSystem(System):
                      "strategy": self.source, "strategy_parser": self.parser, "decoding": self.decoding,
                      "truncation": self.truncation, "motivation": self.model.config.motivation,
                      "num_beams": self.num_beams, "max_new_tokens": self.max_new_tokens,
-                     "bank_sizes": self.model.bank.sizes(), "magic": self.meta, "stats": dict(self.stats),
+                     "bank_sizes": self.model.bank.sizes(), "magic": self.meta,
+                     "stats": {**self.stats, **dict(self.generator.stats)},
                      "strategy_model": getattr(self, "strategy_spec", None)})
         if self.strategy_generator is not None:
             info["strategy_fingerprint"] = self.strategy_generator.fingerprint
