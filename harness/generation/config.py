@@ -39,8 +39,6 @@ class TokenPrompt:
             object.__setattr__(self, "token_type_ids", tuple(int(t) for t in self.token_type_ids))
             if len(self.token_type_ids) != len(self.input_ids):
                 raise UserError(f"token prompt: {len(self.token_type_ids)} token types for {len(self.input_ids)} tokens")
-        if not self.input_ids and self.prefix is None:
-            raise UserError("token prompt: no tokens and no prefix")
 
 
 Prompt = Union[str, Sequence[Mapping[str, str]], TokenPrompt]

@@ -246,10 +246,14 @@ class Generator:
             if kind == "generate":
                 encoded: list[Any] = [encode_prompt(state, requests[first[k]]) for k in unique]
                 rows = encoded
+                if any(not len(row) for row in rows):
+                    raise UserError("generate: a prompt has no tokens (an empty TokenPrompt, or text the tokenizer drops)")
             else:
                 encoded = [encode_pair(state, *requests[first[k]], add_eos) for k in unique]
                 rows = [full for _, full, _ in encoded]
             check_uniform(rows)
+            if not state.seq2seq and any(row.extra is not None for row in rows):
+                raise UserError("token prompts carry encoder_extra, which needs an encoder-decoder model")
             widths = [len(r) + extra for r in rows]
             if share_prefixes and state.shares_prefixes:
                 signatures = [r.signature() for r in rows]

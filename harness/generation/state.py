@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from harness.generation.config import TIE_MARGINS
+from harness.generation.prefix import supports_prefix_cache
 from harness.generation.prompts import PrefixTable
 
 
@@ -75,8 +76,6 @@ class ModelState:
     @cached_property
     def shares_prefixes(self) -> bool:
         """True when the model takes the prefix-sharing loop (probed once, ``prefix.supports_prefix_cache``)."""
-        from harness.generation.prefix import supports_prefix_cache
-
         return not self.seq2seq and supports_prefix_cache(self.model, self.pad_id)
 
     def embed(self, ids: torch.Tensor) -> torch.Tensor:

@@ -116,6 +116,30 @@ def test_mixing_typed_and_untyped_token_prompts_is_refused(tiny_gpt2):
     typed, untyped = token_prompts(tiny_gpt2.tokenizer, 1)[0], token_prompts(tiny_gpt2.tokenizer, 2, typed=False)[1]
     with pytest.raises(UserError, match="cannot be mixed"):
         engine(tiny_gpt2, 2).generate([typed, untyped], GenerationConfig(max_new_tokens=2))
+    with pytest.raises(UserError, match="needs an encoder-decoder"):
+        engine(tiny_gpt2, 2).generate([TokenPrompt((1, 2), encoder_extra=3)], GenerationConfig(max_new_tokens=2))
+
+
+def test_interrupted_token_prompt_run_resumes_and_ends_identical(tiny_gpt2, tmp_path, monkeypatch):
+    import harness.generation.batching as batching
+
+    prompts, cfg = token_prompts(tiny_gpt2.tokenizer, 10), GenerationConfig(max_new_tokens=6)
+    expected = engine(tiny_gpt2, 4).generate(prompts, cfg)
+    real, calls = batching.generate_rows, []
+
+    def dies_on_second_batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # stands in for a kill between batches
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(batching, "generate_rows", dies_on_second_batch)
+    with pytest.raises(KeyboardInterrupt):
+        engine(tiny_gpt2, 4, cache=GenerationCache(tmp_path / "c.sqlite")).generate(prompts, cfg)
+    monkeypatch.setattr(batching, "generate_rows", real)
+    resumed = engine(tiny_gpt2, 4, cache=GenerationCache(tmp_path / "c.sqlite"))
+    assert resumed.generate(prompts, cfg) == expected
+    assert resumed.stats["generate_cached"] == 4 and resumed.stats["generate_computed"] == len(set(prompts)) - 4
 
 
 def prefix_tables(hidden: int) -> dict[str, torch.Tensor]:

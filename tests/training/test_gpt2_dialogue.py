@@ -18,6 +18,14 @@ from training.recipe import TrainingData
 from training_helpers import one_thread, small_preset
 
 FMT = DialogueFormat(bos=1, eos=0, sp1=2, sp2=3)
+SAMPLE = Path(__file__).resolve().parents[2] / "tasks" / "samples" / "convai2_persona.test.txt"
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Give each test its own generation cache, so no answer comes from another test's run."""
+    monkeypatch.setenv("DIALBENCH_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
 
 
 def test_window_layout_matches_the_paper_rule() -> None:
@@ -76,14 +84,46 @@ def _examples() -> list[Example]:
 
 def test_batched_generation_equals_one_at_a_time(checkpoint: Path) -> None:
     task = TASKS.get("convai2_persona")()
-    batched = GPT2DialogueSystem(task, model=str(checkpoint), batch_size=3, max_new_tokens=12)
-    single = GPT2DialogueSystem(task, model=str(checkpoint), batch_size=1, max_new_tokens=12)
+    batched = GPT2DialogueSystem(task, model=str(checkpoint), batch_size=3, max_new_tokens=12, no_cache=True)
+    single = GPT2DialogueSystem(task, model=str(checkpoint), batch_size=1, max_new_tokens=12, no_cache=True)
     many, one = batched.respond(_examples()), single.respond(_examples())
     assert [r.text for r in many] == [r.text for r in one]
     assert many[0].text.startswith(("yes ,", "no ,"))  # it learned how the template's answers start
     for a, b in zip(many, one):
         assert a.ref_tokens == b.ref_tokens and a.ref_tokens >= 6  # 5 words (>= 1 token each) + eos
         assert a.ref_nll == pytest.approx(b.ref_nll, rel=1e-4)
+
+
+def old_style_generate(system: GPT2DialogueSystem, prompts: list[dict], max_new_tokens: int) -> list[str]:
+    """The pre-engine implementation's computation: one left-padded ``model.generate`` call with token
+    types and position ids from the first real token, stopping at eos or a speaker token."""
+    fmt, width = system.format, max(len(p["input_ids"]) for p in prompts)
+    pads = [width - len(p["input_ids"]) for p in prompts]
+    inputs = {"input_ids": torch.tensor([[fmt.eos] * n + p["input_ids"] for n, p in zip(pads, prompts)]),
+              "token_type_ids": torch.tensor([[fmt.sp2] * n + p["token_type_ids"] for n, p in zip(pads, prompts)]),
+              "attention_mask": torch.tensor([[0] * n + [1] * len(p["input_ids"]) for n, p in zip(pads, prompts)]),
+              "position_ids": torch.tensor([[0] * n + list(range(len(p["input_ids"]))) for n, p in zip(pads, prompts)])}
+    stops = [fmt.eos, fmt.sp1, fmt.sp2, fmt.bos]
+    with torch.no_grad():
+        output = system.model.generate(**inputs, max_new_tokens=max_new_tokens, eos_token_id=stops,
+                                       pad_token_id=fmt.eos, do_sample=False)
+    texts = []
+    for ids in output[:, width:].tolist():
+        cut = next((i for i, token in enumerate(ids) if token in stops), len(ids))
+        texts.append(system.tokenizer.decode(ids[:cut], skip_special_tokens=True).strip())
+    return texts
+
+
+def test_engine_outputs_equal_the_pre_engine_implementation_on_the_bundled_sample(checkpoint: Path) -> None:
+    """Moving onto the engine kept every reply: the old batched computation and one row per call agree."""
+    task = TASKS.get("convai2_persona")()
+    examples = task.build_examples(task.load(SAMPLE)) + _examples()
+    system = GPT2DialogueSystem(task, model=str(checkpoint), max_new_tokens=16, batch_size=16, no_cache=True)
+    texts = [r.text for r in system.respond(examples)]
+    prompts = [system.prompt(example) for example in examples]
+    assert texts == old_style_generate(system, prompts, 16)
+    assert texts == [old_style_generate(system, [prompt], 16)[0] for prompt in prompts]
+    assert len(set(texts)) >= 3  # prompt-dependent replies, not one repeated string
 
 
 def test_new_tokens_get_the_sp2_token_type(checkpoint: Path) -> None:
@@ -110,7 +150,11 @@ def test_reference_nll_is_the_summed_loss_of_reference_and_eos(checkpoint: Path)
     task = TASKS.get("convai2_persona")()
     system = GPT2DialogueSystem(task, model=str(checkpoint))
     example = _examples()[0]
-    row = system.scoring_input(example)
+    prompt, target = system.scoring_request(example)
+    scored_ids = [*target.input_ids, system.format.eos]
+    row = {"input_ids": [*prompt.input_ids, *scored_ids],
+           "token_type_ids": [*prompt.token_type_ids, *[system.format.sp2] * len(scored_ids)],
+           "labels": [IGNORE_INDEX] * len(prompt.input_ids) + scored_ids}
     with torch.no_grad():
         out = system.model(input_ids=torch.tensor([row["input_ids"]]), token_type_ids=torch.tensor([row["token_type_ids"]]),
                            labels=torch.tensor([row["labels"]]))
@@ -129,9 +173,9 @@ def test_system_options_are_checked(checkpoint: Path, tmp_path: Path) -> None:
         GPT2DialogueSystem(task, model=str(tmp_path / "missing"))
     with pytest.raises(UserError, match="no option"):
         GPT2DialogueSystem(task, model=str(checkpoint), beams=4)
-    sampled = GPT2DialogueSystem(task, model=str(checkpoint), do_sample="true", top_p="0.8", seed="3")
+    sampled = GPT2DialogueSystem(task, model=str(checkpoint), do_sample="true", top_p="0.8", seed="3", no_cache=True)
     assert sampled.do_sample and sampled.top_p == 0.8
-    again = GPT2DialogueSystem(task, model=str(checkpoint), do_sample=True, seed=3)
+    again = GPT2DialogueSystem(task, model=str(checkpoint), do_sample=True, seed=3, no_cache=True)
     assert [r.text for r in sampled.respond(_examples())] == [r.text for r in again.respond(_examples())]
 
 
