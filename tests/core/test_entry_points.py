@@ -40,7 +40,7 @@ PLUGIN = textwrap.dedent('''
             for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
                 row = json.loads(line)
                 if "prompt" not in row:
-                    raise DataError(f"{path}:{number}: prompt: missing")
+                    raise DataError(path, number, "prompt", "missing")
                 dialogues.append(Dialogue(id=str(number), turns=(Turn(USER, row["prompt"]), Turn(BOT, row["reply"]))))
             return dialogues
 
