@@ -32,6 +32,7 @@ for _name, _target in (
     ("zero_shot_lm", "baselines.zero_shot_lm:ZeroShotLMSystem"),
     ("gpt2_dialogue", "models.gpt2_dialogue.system:GPT2DialogueSystem"),
     ("spt", "models.spt.system:SPTSystem"),
+    ("magic", "models.magic.system:MagicSystem"),
 ):
     SYSTEMS.add_lazy(_name, _target)
 
@@ -44,6 +45,7 @@ RECIPES: Registry = Registry("training recipe", entry_point_group="dialbench.rec
 for _name, _target in (
     ("gpt2_dialogue", "models.gpt2_dialogue.recipe:GPT2DialogueRecipe"),
     ("spt", "models.spt.recipe:SPTRecipe"),
+    ("magic", "models.magic.recipe:MagicRecipe"),
 ):
     RECIPES.add_lazy(_name, _target)
 

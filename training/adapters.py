@@ -35,13 +35,18 @@ class AdapterSpec:
             raise UserError(f"unknown adapter kind '{self.kind}'; valid choices: {', '.join(KINDS)}")
 
 
-def apply_adapter(model: Any, spec: AdapterSpec) -> Any:
-    """Return ``model`` wrapped by peft so only the adapter's parameters train."""
+def apply_adapter(model: Any, spec: AdapterSpec, layers: list[int] | None = None) -> Any:
+    """Return ``model`` wrapped by peft so only the adapter's parameters train.
+
+    ``layers`` limits LoRA to those layer indices (peft's ``layers_to_transform``): the backward pass
+    then stops at the lowest adapted layer, which is what makes CPU presets affordable.
+    """
     from peft import LoraConfig, PromptTuningConfig, PromptTuningInit, get_peft_model
 
     if spec.kind == "lora":
         config = LoraConfig(r=spec.r, lora_alpha=spec.alpha, lora_dropout=spec.dropout,
-                            target_modules=list(spec.target_modules), task_type=spec.task_type)
+                            target_modules=list(spec.target_modules), task_type=spec.task_type,
+                            layers_to_transform=layers)
     else:
         config = PromptTuningConfig(task_type=spec.task_type, num_virtual_tokens=spec.num_virtual_tokens,
                                     prompt_tuning_init=PromptTuningInit.RANDOM)

@@ -53,6 +53,30 @@ class Recipe(ABC):
     tasks: ClassVar[tuple[str, ...]]
     """Tasks whose data this recipe can train on."""
     presets: ClassVar[Mapping[str, Preset]]
+    option_names: ClassVar[tuple[str, ...]] = ()
+    """Recipe settings a user gives as ``--set NAME=VALUE`` (other names there are TrainConfig fields)."""
+
+    def __init__(self) -> None:
+        self.options: dict[str, Any] = {}
+
+    def configure(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
+        """Keep the recipe's own options from ``overrides``; return the rest (training settings)."""
+        self.options = {k: v for k, v in overrides.items() if k in self.option_names}
+        return {k: v for k, v in overrides.items() if k not in self.option_names}
+
+    def stages(self) -> list[tuple[str, str, "Recipe"]]:
+        """Return (name, sub-folder, recipe) per training stage; [] for a single-model recipe."""
+        return []
+
+    def stage_settings(self, name: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+        """Return the training settings of stage ``name``: plain ones and those prefixed ``name.``."""
+        stage_names = {stage for stage, _, _ in self.stages()}
+        plain = {k: v for k, v in settings.items() if k.partition(".")[0] not in stage_names}
+        return {**plain, **{k.partition(".")[2]: v for k, v in settings.items() if k.startswith(f"{name}.")}}
+
+    def assemble(self, output_dir: Path, summaries: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+        """Combine the stages' outputs after training (staged recipes); return the run summary."""
+        raise NotImplementedError
 
     def preset(self, name: str) -> Preset:
         """Return the preset called ``name``; an unknown name lists the valid ones."""

@@ -116,22 +116,50 @@ def train(system: str, data: TrainingData, output_dir: str | Path, *, preset: st
     """Train ``system`` with ``preset`` on ``data`` into ``output_dir``; return the run summary.
 
     ``preset`` is a preset name of the system's recipe or a Preset object (tests, experiments).
+    ``overrides`` names TrainConfig fields or the recipe's own ``option_names``. A recipe with
+    ``stages()`` (MAGIC: a strategy model, then a response model) trains each stage in turn into its
+    folder with the stage's preset of the same name; ``STAGE.FIELD`` overrides one stage only.
     """
-    started = time.time()
     recipe = get_recipe(system)
-    chosen = preset if isinstance(preset, Preset) else recipe.preset(preset)
-    recipe.check_data(data)
     overrides = dict(overrides or {})
     prefix = f"{system}."
-    recipe_options = {key[len(prefix):]: overrides.pop(key) for key in list(overrides) if key.startswith(prefix)}
-    if recipe_options:  # --set SYSTEM.NAME=VALUE: the recipe's own switches (model, quirks, data shaping)
-        chosen = recipe.with_options(chosen, recipe_options)
-    config = chosen.train.with_overrides(**overrides)
+    for key in [k for k in overrides if k.startswith(prefix) and k[len(prefix):] in recipe.option_names]:
+        overrides[key[len(prefix):]] = overrides.pop(key)  # --set magic.parts=... == --set parts=...
+    switches = {key[len(prefix):]: overrides.pop(key) for key in list(overrides) if key.startswith(prefix)}
+    settings = recipe.configure(overrides)
+    recipe.check_data(data)
+    stages = recipe.stages()
+    if not stages:
+        return _train_recipe(system, recipe, preset, data, Path(output_dir), deepspeed=deepspeed, resume=resume,
+                             max_steps=max_steps, seed=seed, base=base, settings=settings, report_to=report_to,
+                             switches=switches)
+    summaries = {}
+    for name, folder, part in stages:
+        summaries[name] = _train_recipe(system, part, preset, data, Path(output_dir) / folder, deepspeed=deepspeed,
+                                        resume=resume, max_steps=max_steps, seed=seed, base=base,
+                                        settings=recipe.stage_settings(name, settings), report_to=report_to,
+                                        switches=switches)
+    return recipe.assemble(Path(output_dir), summaries)
+
+
+def _train_recipe(system: str, recipe: Recipe, preset: str | Preset, data: TrainingData, output_dir: Path, *,
+                  deepspeed: str | None, resume: bool, max_steps: int | None, seed: int | None, base: str | None,
+                  settings: Mapping[str, Any], report_to: tuple[str, ...],
+                  switches: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Train one recipe (or one stage of a staged recipe) into ``output_dir``.
+
+    ``switches`` are ``--set SYSTEM.NAME=VALUE`` settings the recipe's ``with_options`` applies to the
+    preset (SPT's model shape and quirks); other settings are TrainConfig fields.
+    """
+    started = time.time()
+    chosen = preset if isinstance(preset, Preset) else recipe.preset(preset)
+    if switches:
+        chosen = recipe.with_options(chosen, switches)
+    config = chosen.train.with_overrides(**dict(settings))
     if seed is not None:
         config = config.with_overrides(seed=seed)
     if max_steps is not None and max_steps < 0:
         raise UserError(f"--max-steps must be 0 or more, got {max_steps}")
-    output_dir = Path(output_dir)
     ds_config = distributed.load_deepspeed_config(deepspeed) if deepspeed else None
     if ds_config is not None and max_steps != 0:
         distributed.prepare_environment()
@@ -156,6 +184,7 @@ def train(system: str, data: TrainingData, output_dir: str | Path, *, preset: st
             "preset": chosen.to_json(),
             "train_config": {**config.to_json(), "bf16": precision["bf16"]},
             "precision": precision,
+            "recipe_options": {k: str(v) for k, v in getattr(recipe, "options", {}).items()},
             "data": {"train": {k: str(v) for k, v in data.train.items()},
                      "valid": {k: str(v) for k, v in data.valid.items()}},
             "deepspeed": deepspeed,

