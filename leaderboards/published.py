@@ -72,7 +72,8 @@ def delta_row(row_result: Any, entry: PublishedEntry, label: str = "ours") -> tu
         ours = row_result.metrics.get(metric)
         if ours is None:
             continue
-        reason = verdict.explain() or metric_reason(metric, row_result.signature, entry.recipe)
+        specific = metric_reason(metric, row_result.signature, entry.recipe)
+        reason = verdict.explain() or (f"{metric}: {specific}" if specific else None)
         if reason:
             reasons[metric] = reason
             continue

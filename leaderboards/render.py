@@ -115,7 +115,8 @@ def _cell(row: RunRow, metric: str, notes: _Footnotes, unit: str) -> str:
     if row.kind != "run" and metric not in row.not_applicable:
         return "–"
     reason = row.not_applicable.get(metric) or f"{metric} not computed for {row.task}"
-    return notes.mark(f"{metric}: {reason}")
+    # A published or delta row refused as a whole shares one footnote across its cells.
+    return notes.mark(reason if row.kind != "run" else f"{metric}: {reason}")
 
 
 def _label(row: RunRow, notes: _Footnotes) -> str:
@@ -194,9 +195,11 @@ def _published_row(entry: Any, ours: Sequence[RunRow]) -> RunRow:
         reasons = []
         for row in (r for r in ours if r.result is not None):
             verdict = check_published(Side.from_result(row.result, row.system), Side.from_published(entry))
-            reasons.append(verdict.explain() or metric_reason(metric, row.signature, entry.recipe))
+            specific = metric_reason(metric, row.signature, entry.recipe)
+            reasons.append(f"published numbers {verdict.explain()}" if verdict.reasons else
+                           (f"published {metric} {specific}" if specific else None))
         if reasons and all(reasons):
-            hidden[metric] = f"{entry.system} [published] {reasons[0]}"
+            hidden[metric] = str(reasons[0])
         else:
             shown[metric] = value
     return RunRow(task=entry.task, system=entry.label, run_dir=entry.source, metrics=shown, not_applicable=hidden,
