@@ -18,7 +18,7 @@ import math
 from typing import Any, Sequence
 
 from leaderboards.numbers import format_number
-from leaderboards.render import RunRow, column_units, metric_columns, task_order
+from leaderboards.rows import RunRow, column_units, metric_columns, task_order
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 from leaderboards.numbers import format_number
 from leaderboards.paper_recipes import Comparison
 from leaderboards.published import PublishedEntry, delta_row
-from leaderboards.render import RunRow
+from leaderboards.rows import RunRow
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,7 @@ def test_delta_to_on_the_bundled_sample_prints_no_delta_and_says_why(tmp_path, c
 def test_delta_on_the_published_split_names_corpus_sizes_for_distinct(tmp_path, capsys):
     text = table_lines(tmp_path, full_split(), "--delta-to", "OPT-125M-SPT", capsys=capsys)
     delta = next(line for line in text.splitlines() if line.startswith("| Δ"))
-    assert "+0.9400" in delta and "-0.2200" in delta  # F1 12.0 - 11.06 and BLEU 2.0 - 2.22
+    assert "+0.94" in delta and "-0.22" in delta  # F1 12.0 - 11.06 and BLEU 2.0 - 2.22 (percent: 2 decimals)
     assert "Dist-1 depends on corpus size: ours over 7801 examples, published over 7801 examples" in text
     assert size_dependent_keys("spt") == {"Dist-1", "Dist-2"}
 

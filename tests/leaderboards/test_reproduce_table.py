@@ -4,7 +4,7 @@ from __future__ import annotations
 from harness.rundir import TaskResult
 from leaderboards.paper_recipes import Comparison
 from leaderboards.published import load_published
-from leaderboards.render import RunRow
+from leaderboards.rows import RunRow
 from leaderboards.reproduce_table import compare_rows, render_markdown
 
 ENTRIES = {(e.task, e.system): e for e in load_published()}
