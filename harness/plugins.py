@@ -31,6 +31,7 @@ for _name, _target in (
     ("retrieval", "baselines.retrieval:RetrievalSystem"),
     ("zero_shot_lm", "baselines.zero_shot_lm:ZeroShotLMSystem"),
     ("gpt2_dialogue", "models.gpt2_dialogue.system:GPT2DialogueSystem"),
+    ("comedy", "models.comedy.system:ComedySystem"),
 ):
     SYSTEMS.add_lazy(_name, _target)
 
@@ -42,6 +43,7 @@ for _name, _attr in (("nlgeval", "NLGEVAL"), ("nlgeval_magic", "NLGEVAL_MAGIC"),
 RECIPES: Registry = Registry("training recipe", entry_point_group="dialbench.recipes")
 for _name, _target in (
     ("gpt2_dialogue", "models.gpt2_dialogue.recipe:GPT2DialogueRecipe"),
+    ("comedy", "models.comedy.recipe:ComedyRecipe"),
 ):
     RECIPES.add_lazy(_name, _target)
 

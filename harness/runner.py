@@ -115,6 +115,7 @@ def sample_row(task: Task, example: Example, response: Response, scores: Mapping
         "ref_tokens": response.ref_tokens,
         "meta": {k: v for k, v in example.meta.items()},
         "scores": dict(scores),
+        **({"system_meta": dict(response.meta)} if response.meta else {}),  # e.g. a pipeline's stage outputs
     }
 
 

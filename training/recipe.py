@@ -9,7 +9,7 @@ file that evaluates under a task also trains under it, with the same error messa
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
@@ -53,6 +53,34 @@ class Recipe(ABC):
     tasks: ClassVar[tuple[str, ...]]
     """Tasks whose data this recipe can train on."""
     presets: ClassVar[Mapping[str, Preset]]
+    stages: ClassVar[tuple[str, ...]] = ()
+    """Named training stages (``--stage``) of a multi-stage recipe; empty: one stage."""
+    switches: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    """Recipe quirk switches set by ``--set SYSTEM.NAME=VALUE`` (first value = default), kept in ``preset.data``."""
+
+    def with_switches(self, preset: Preset, overrides: Mapping[str, Any]) -> tuple[Preset, dict[str, Any]]:
+        """Return (preset with the ``SYSTEM.NAME`` switches applied, the remaining training overrides)."""
+        prefix = f"{self.system}."
+        chosen = {k[len(prefix):]: str(v) for k, v in overrides.items() if k.startswith(prefix)}
+        for name, value in chosen.items():
+            if name not in self.switches:
+                raise unknown_name(f"switch of '{self.system}'", name, self.switches)
+            if value not in self.switches[name]:
+                raise UserError(f"--set {prefix}{name}: '{value}' is not one of {', '.join(self.switches[name])}")
+        rest = {k: v for k, v in overrides.items() if not k.startswith(prefix)}
+        if not chosen:
+            return preset, rest
+        return replace(preset, data={**preset.data, **chosen}), rest
+
+    def for_stage(self, preset: Preset, stage: str | None, base: str | None) -> Preset:
+        """Return the preset of training stage ``stage`` (None: the first stage); recipes with stages override."""
+        if stage is None:
+            return preset
+        if not self.stages:
+            raise UserError(f"system '{self.system}' has a single training stage; drop --stage")
+        if stage not in self.stages:
+            raise unknown_name(f"stage of '{self.system}'", stage, self.stages)
+        return preset
 
     def preset(self, name: str) -> Preset:
         """Return the preset called ``name``; an unknown name lists the valid ones."""

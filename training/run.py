@@ -101,16 +101,19 @@ def _execute(job: TrainingJob, output_dir: Path, *, args: Any, resume: bool, unt
 def train(system: str, data: TrainingData, output_dir: str | Path, *, preset: str | Preset = "tiny",
           deepspeed: str | None = None, resume: bool = False, max_steps: int | None = None,
           seed: int | None = None, base: str | None = None, overrides: Mapping[str, Any] | None = None,
-          report_to: tuple[str, ...] = ("tensorboard",)) -> dict[str, Any]:
+          report_to: tuple[str, ...] = ("tensorboard",), stage: str | None = None) -> dict[str, Any]:
     """Train ``system`` with ``preset`` on ``data`` into ``output_dir``; return the run summary.
 
-    ``preset`` is a preset name of the system's recipe or a Preset object (tests, experiments).
+    ``preset`` is a preset name of the system's recipe or a Preset object (tests, experiments);
+    ``stage`` picks a stage of a multi-stage recipe; ``SYSTEM.NAME`` overrides set recipe switches.
     """
     started = time.time()
     recipe = get_recipe(system)
     chosen = preset if isinstance(preset, Preset) else recipe.preset(preset)
     recipe.check_data(data)
-    config = chosen.train.with_overrides(**dict(overrides or {}))
+    chosen, overrides = recipe.with_switches(chosen, dict(overrides or {}))
+    chosen = recipe.for_stage(chosen, stage, base)
+    config = chosen.train.with_overrides(**overrides)
     if seed is not None:
         config = config.with_overrides(seed=seed)
     if max_steps is not None and max_steps < 0:
