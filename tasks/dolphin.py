@@ -233,7 +233,8 @@ class DolphinResponseTask(DolphinTask):
                 self.skip("session has fewer than 5 utterances")
                 continue
             first_line = turns[4].text.split("\n")[0].strip()
-            if len(first_line) <= self.options["min_chars"]:
+            raw = session.get("raw")  # released: the length of the raw string, speaker prefix included
+            if len((str(raw[4]) if raw else first_line).split("\n")[0].strip()) <= self.options["min_chars"]:
                 self.skip(f"5th utterance's first line has {self.options['min_chars']} characters or fewer")
                 continue
             context = turns[:4] + (Turn(turns[4].speaker, first_line, turns[4].name, session=session["session"]),)

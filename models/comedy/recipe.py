@@ -33,9 +33,9 @@ PRESETS = {
         name="tiny",
         description="random-init 2-layer LLaMA (128 dims) + SentencePiece tokenizer trained on the training split; "
                     "SFT then DPO in minutes on 2 CPU cores",
-        train=TrainConfig(learning_rate=3e-3, epochs=40, batch_size=8, schedule="cosine", warmup=0.05, weight_decay=0.1,
-                          adam_betas=(0.9, 0.95), max_grad_norm=1.0, logging_steps=5, seed=42, cpu_threads=1,
-                          save_total_limit=1),
+        train=TrainConfig(learning_rate=3e-3, epochs=30, batch_size=8, schedule="cosine", warmup=0.05, weight_decay=0.1,
+                          adam_betas=(0.9, 0.95), max_grad_norm=1.0, eval_steps=24, logging_steps=4, seed=42,
+                          cpu_threads=1, save_total_limit=1),
         model=TINY_MODEL,
         data={"stage": "sft", "max_seq_len": 1024, "train_fraction": 0.85, "pad_loss": "intended",
               "schedule_length": "intended"},
@@ -54,8 +54,8 @@ PRESETS = {
 }
 
 DPO_TRAIN = {
-    "tiny": TrainConfig(learning_rate=1e-3, epochs=4, batch_size=8, schedule="cosine", warmup=0.1, weight_decay=0.0,
-                        adam_betas=(0.9, 0.95), max_grad_norm=1.0, logging_steps=5, eval_steps=10, seed=1234,
+    "tiny": TrainConfig(learning_rate=1e-3, epochs=3, batch_size=8, schedule="cosine", warmup=0.1, weight_decay=0.0,
+                        adam_betas=(0.9, 0.95), max_grad_norm=1.0, logging_steps=3, eval_steps=7, seed=1234,
                         method="dpo", dpo_beta=0.1, dpo_sft_weight=0.1, cpu_threads=1, save_total_limit=1),
     "paper": TrainConfig(learning_rate=1e-5, epochs=2, batch_size=1, schedule="cosine", warmup=10, weight_decay=0.0,
                          adam_betas=(0.9, 0.95), max_grad_norm=1.0, logging_steps=10, seed=1234, method="dpo",

@@ -143,9 +143,17 @@ class ComedySystem(System):
         return episode
 
     def _own_memories(self, examples: Sequence[Example]) -> dict[str, Any]:
-        """Stages 1 and 2 once per dialogue of ``examples`` (batched over dialogues)."""
-        episodes = list({e.dialogue_id: self._episode(e) for e in examples}.values())
-        return self.pipeline.memories(episodes, FIRST_SESSIONS)
+        """Stages 1 and 2 once per dialogue of ``examples`` (batched over dialogues).
+
+        The sessions the memory is built from and the sessions asked about must be in time order
+        (checked on their ids, dates or trailing numbers), else the memory would see the future.
+        """
+        episodes = {e.dialogue_id: self._episode(e) for e in examples}
+        for dialogue_id, episode in episodes.items():
+            asked = [Session(str(e.inputs["session"]), ()) for e in examples
+                     if e.dialogue_id == dialogue_id and e.inputs.get("session")]
+            check_order(replace(episode, sessions=episode.sessions + tuple(asked)))
+        return self.pipeline.memories(list(episodes.values()), FIRST_SESSIONS)
 
     def _summarize(self, examples: Sequence[Example]) -> list[Response]:
         sessions = [utterances(e.context, *self._names(e), self.language) for e in examples]
