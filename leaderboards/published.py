@@ -29,10 +29,12 @@ class PublishedEntry:
     recipe: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     """Per-metric recipe details: ``note`` and ``signature_contains`` (what our signature must say)."""
     caveat: str = ""
+    human_judged: bool = False
+    """Numbers from human raters (COMEDY, MemoryBank): shown beside ours, never subtracted from them."""
 
     @property
     def label(self) -> str:
-        return f"{self.system} [published]"
+        return f"{self.system} [published, human-judged]" if self.human_judged else f"{self.system} [published]"
 
 
 def load_published(path: str | Path | None = None) -> list[PublishedEntry]:
@@ -58,7 +60,9 @@ def delta_row(metrics: Mapping[str, Any], signature: str, entry: PublishedEntry)
         if ours is None:
             continue
         recipe = entry.recipe.get(metric, {})
-        if profile != entry.profile:
+        if entry.human_judged:
+            deltas[metric] = "not comparable: published numbers are human judgements, ours automatic"
+        elif profile != entry.profile:
             deltas[metric] = f"not comparable: ours used profile '{profile}', published used '{entry.profile}'"
         elif recipe.get("signature_contains") and recipe["signature_contains"] not in signature:
             deltas[metric] = f"not comparable: published used {recipe.get('note', recipe['signature_contains'])}"

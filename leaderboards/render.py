@@ -173,7 +173,8 @@ def _with_published(rows: Sequence[RunRow], delta_to: str | None, references: st
         for entry in (e for e in entries if e.task == task):
             source = entry.source + (f"; caveat: {entry.caveat}" if entry.caveat else "")
             out.append(RunRow(task=task, system=entry.label, run_dir=entry.source, metrics=dict(entry.metrics),
-                              signature=f"profile:{entry.profile}|unit:percent|source:{source}", kind="published"))
+                              signature=f"profile:{entry.profile}|unit:{'human-rating' if entry.human_judged else 'percent'}"
+                                        f"|source:{source}", kind="published"))
     return out
 
 

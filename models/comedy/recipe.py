@@ -26,15 +26,16 @@ from training.recipe import Recipe, TrainingData, TrainingJob, load_dialogues, s
 
 PAPER_BASE = "meta-llama/Llama-2-13b-hf"
 TINY_MODEL = {"hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2, "num_attention_heads": 4,
-              "num_key_value_heads": 4, "max_position_embeddings": 4096, "vocab_size": 2000}
+              "num_key_value_heads": 4, "max_position_embeddings": 4096, "vocab_size": 1200,
+              "char_coverage": 0.98}
 
 PRESETS = {
     "tiny": Preset(
         name="tiny",
         description="random-init 2-layer LLaMA (128 dims) + SentencePiece tokenizer trained on the training split; "
                     "SFT then DPO in minutes on 2 CPU cores",
-        train=TrainConfig(learning_rate=3e-3, epochs=30, batch_size=8, schedule="cosine", warmup=0.05, weight_decay=0.1,
-                          adam_betas=(0.9, 0.95), max_grad_norm=1.0, eval_steps=24, logging_steps=4, seed=42,
+        train=TrainConfig(learning_rate=3e-3, epochs=16, batch_size=8, schedule="cosine", warmup=0.05, weight_decay=0.1,
+                          adam_betas=(0.9, 0.95), max_grad_norm=1.0, eval_steps=8, logging_steps=4, seed=42,
                           cpu_threads=1, save_total_limit=1),
         model=TINY_MODEL,
         data={"stage": "sft", "max_seq_len": 1024, "train_fraction": 0.85, "pad_loss": "intended",
@@ -114,16 +115,19 @@ class ComedyRecipe(Recipe):
             if tokenizer.pad_token is None:
                 tokenizer.pad_token = tokenizer.eos_token
             return tokenizer
-        return tiny_tokenizer(texts, int(preset.model.get("vocab_size", 2000)))
+        return tiny_tokenizer(texts, int(preset.model.get("vocab_size", 2000)), float(preset.model.get("char_coverage", 1.0)))
 
     def model(self, preset: Preset, tokenizer: Any, base: str | None) -> Any:
         """Return the base (dropout forced to 0, as released) or a random LLaMA of the preset's size."""
         from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
-        if base:
-            model = _load(AutoModelForCausalLM, base, attention_dropout=0.0)
+        if base:  # bf16 weights where training runs in bf16 (GPU), fp32 on CPU (COMEDY's .bin is bf16)
+            import torch
+
+            bf16 = preset.train.bf16 and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+            model = _load(AutoModelForCausalLM, base, attention_dropout=0.0, dtype=torch.bfloat16 if bf16 else torch.float32)
         else:
-            sizes = {k: v for k, v in preset.model.items() if k != "vocab_size"}
+            sizes = {k: v for k, v in preset.model.items() if k not in ("vocab_size", "char_coverage")}
             model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
                                                  eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id,
                                                  tie_word_embeddings=False, attention_dropout=0.0, **sizes))

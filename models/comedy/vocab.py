@@ -28,8 +28,12 @@ def write_llama_tokenizer_files(model_file: Path, folder: Path) -> None:
     (folder / "special_tokens_map.json").write_text(json.dumps(SPECIAL), encoding="utf-8")
 
 
-def train_sentencepiece(texts: Iterable[str], folder: Path, vocab_size: int = 2000) -> None:
-    """Train a byte-fallback BPE SentencePiece model on ``texts`` and write a LLaMA tokenizer folder."""
+def train_sentencepiece(texts: Iterable[str], folder: Path, vocab_size: int = 2000, coverage: float = 1.0) -> None:
+    """Train a byte-fallback BPE SentencePiece model on ``texts`` and write a LLaMA tokenizer folder.
+
+    ``coverage`` < 1 leaves the rarest characters to byte fallback already in training, so the model
+    learns byte pieces and held-out text with unseen characters is not scored on untrained embeddings.
+    """
     import sentencepiece as spm
 
     lines = [line for text in texts for line in text.split("\n") if line.strip()]
@@ -39,18 +43,18 @@ def train_sentencepiece(texts: Iterable[str], folder: Path, vocab_size: int = 20
         prefix = str(Path(scratch) / "spm")
         spm.SentencePieceTrainer.train(
             sentence_iterator=iter(lines), model_prefix=prefix, vocab_size=vocab_size, model_type="bpe",
-            byte_fallback=True, character_coverage=1.0, unk_id=0, bos_id=1, eos_id=2, pad_id=-1,
+            byte_fallback=True, character_coverage=coverage, unk_id=0, bos_id=1, eos_id=2, pad_id=-1,
             user_defined_symbols=["[Human]", "[AI]"], split_digits=True, hard_vocab_limit=False,
             train_extremely_large_corpus=False, minloglevel=2, num_threads=1)
         write_llama_tokenizer_files(Path(prefix + ".model"), folder)
 
 
-def tiny_tokenizer(texts: Iterable[str], vocab_size: int = 2000) -> Any:
+def tiny_tokenizer(texts: Iterable[str], vocab_size: int = 2000, coverage: float = 1.0) -> Any:
     """Return a ``LlamaTokenizer`` trained on ``texts`` with pad = eos (as COMEDY sets it)."""
     from transformers import AutoTokenizer
 
     with tempfile.TemporaryDirectory() as folder:
-        train_sentencepiece(texts, Path(folder), vocab_size)
+        train_sentencepiece(texts, Path(folder), vocab_size, coverage)
         tokenizer = AutoTokenizer.from_pretrained(folder)
     tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
