@@ -103,3 +103,24 @@ def test_shared_reply_prefix_is_excluded_and_identical_pair_is_a_data_error() ->
     assert chosen[-1] == tokenizer.eos_token_id
     with pytest.raises(DataError, match=r"pairs.jsonl:7: rejected: identical to the chosen reply"):
         dpo.encode_pair(tokenizer, _pair("好呀。", " 好呀。 "), max_len=512)
+
+
+def test_recipe_switches_and_stage_rules(tmp_path) -> None:
+    from harness.errors import UserError
+    from models.comedy.recipe import ComedyRecipe
+
+    recipe = ComedyRecipe()
+    tiny = recipe.preset("tiny")
+    preset, rest = recipe.with_switches(tiny, {"comedy.pad_loss": "released", "learning_rate": 1e-3})
+    assert preset.data["pad_loss"] == "released" and rest == {"learning_rate": 1e-3}
+    with pytest.raises(UserError, match="unknown switch of 'comedy' 'pad_los'"):
+        recipe.with_switches(tiny, {"comedy.pad_los": "released"})
+    with pytest.raises(UserError, match="'faithful' is not one of intended, released"):
+        recipe.with_switches(tiny, {"comedy.schedule_length": "faithful"})
+    with pytest.raises(UserError, match="--stage dpo needs --base STAGE1_DIR"):
+        recipe.for_stage(tiny, "dpo", None)
+    with pytest.raises(UserError, match="unknown stage of 'comedy' 'ppo'"):
+        recipe.for_stage(tiny, "ppo", None)
+    dpo_preset = recipe.for_stage(recipe.preset("paper"), "dpo", str(tmp_path))
+    assert dpo_preset.train.method == "dpo" and dpo_preset.train.dpo_beta == 0.01 and dpo_preset.train.dpo_sft_weight == 0.1
+    assert dpo_preset.data["deepspeed"].endswith("comedy_dpo_zero3.json") and dpo_preset.train.warmup == 10
