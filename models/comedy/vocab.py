@@ -45,7 +45,7 @@ def train_sentencepiece(texts: Iterable[str], folder: Path, vocab_size: int = 20
             sentence_iterator=iter(lines), model_prefix=prefix, vocab_size=vocab_size, model_type="bpe",
             byte_fallback=True, character_coverage=coverage, unk_id=0, bos_id=1, eos_id=2, pad_id=-1,
             user_defined_symbols=["[Human]", "[AI]"], split_digits=True, hard_vocab_limit=False,
-            train_extremely_large_corpus=False, minloglevel=2, num_threads=1)
+            minloglevel=2, num_threads=1)
         write_llama_tokenizer_files(Path(prefix + ".model"), folder)
 
 

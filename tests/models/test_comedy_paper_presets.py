@@ -22,7 +22,7 @@ def _train(*args: str) -> dict:
     env.update(OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONPATH=str(REPO))
     command = [sys.executable, "-m", "harness", "train", "comedy", "--preset", "paper", "--max-steps", "2",
                "--set", "logging_steps=1", "--no-tensorboard", *args]
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
     output = Path(args[args.index("--output") + 1])
     return json.loads((output / META_FILE).read_text())

@@ -143,3 +143,14 @@ def test_bad_inputs_end_with_one_line_and_exit_2(released_dir: Path, tmp_path: P
     done = _cli("train", "comedy", "--stage", "dpo", "--data", f"dolphin_response={same}", "--output", str(tmp_path / "x"))
     assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].endswith("--base STAGE1_DIR (the output of "
                                                                                  "`dialbench train comedy` stage 1)")
+
+
+def test_prompt_language_follows_the_task_and_is_recorded() -> None:
+    from harness.plugins import TASKS
+
+    english = TASKS.get("memorybank_probe")()
+    english.load(REPO / "tasks" / "samples" / "formats" / "memorybank_en")
+    assert prompts.language_of(english) == "en" and prompts.language_of(TASKS.get("dolphin_response")()) == "zh"
+    text = prompts.respond_prompt("Ann likes tea###close###talked about tea", "Ann: hi", "AI", "en")
+    assert text.startswith("<s>[Human]\nCombine the user's compressed memory") and text.endswith("AI: </s>\n<s>[AI]\n")
+    assert prompts.prompt_info("en")["templates_sha256"] != prompts.prompt_info("zh")["templates_sha256"]
