@@ -33,6 +33,7 @@ for _name, _target in (
     ("gpt2_dialogue", "models.gpt2_dialogue.system:GPT2DialogueSystem"),
     ("spt", "models.spt.system:SPTSystem"),
     ("magic", "models.magic.system:MagicSystem"),
+    ("comedy", "models.comedy.system:ComedySystem"),
 ):
     SYSTEMS.add_lazy(_name, _target)
 
@@ -46,6 +47,7 @@ for _name, _target in (
     ("gpt2_dialogue", "models.gpt2_dialogue.recipe:GPT2DialogueRecipe"),
     ("spt", "models.spt.recipe:SPTRecipe"),
     ("magic", "models.magic.recipe:MagicRecipe"),
+    ("comedy", "models.comedy.recipe:ComedyRecipe"),
 ):
     RECIPES.add_lazy(_name, _target)
 

@@ -62,6 +62,8 @@ class SampleRow:
     generation_key: str | None = None
     evidence_source: str | None = None
     """Who chose ``retrieved``: "system" (it selected memory items itself) or None."""
+    system_meta: dict[str, Any] | None = None
+    """What the system reported beyond its answer (a pipeline's stage outputs, e.g. COMEDY's memories)."""
 
     REQUIRED = ("task", "example_id", "output", "references")
 

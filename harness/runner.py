@@ -98,6 +98,10 @@ def load_examples(task: Task, path: Path, fmt: str | None, limit: int | None = N
     return examples
 
 
+ENGINE_META = ("prompt", "raw_output", "generation_key", "excerpt")
+"""Response meta keys the runner files into their own SampleRow fields; the rest is ``system_meta``."""
+
+
 def sample_row(task: Task, example: Example, response: Response, scores: Mapping[str, float],
                hypothesis: str | None = None) -> SampleRow:
     """Return one samples.jsonl row: inputs (with the memory text the system saw), the prompt and raw
@@ -118,6 +122,7 @@ def sample_row(task: Task, example: Example, response: Response, scores: Mapping
         ref_tokens=response.ref_tokens, meta={k: v for k, v in example.meta.items()}, scores=dict(scores),
         hypothesis=hypothesis, prompt=meta.get("prompt"), raw_output=meta.get("raw_output"),
         generation_key=meta.get("generation_key"), evidence_source="system" if response.retrieved else None,
+        system_meta={k: v for k, v in meta.items() if k not in ENGINE_META} or None,
     )
 
 

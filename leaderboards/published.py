@@ -37,10 +37,12 @@ class PublishedEntry:
     data: Mapping[str, Any] = field(default_factory=dict)
     """The published test split: ``split`` (its name) and the counts that identify it (``dialogues``,
     ``turns``, ``examples``); without counts no delta is printed, since the same data cannot be confirmed."""
+    human_judged: bool = False
+    """Numbers from human raters (COMEDY, MemoryBank): shown beside ours, never subtracted from them."""
 
     @property
     def label(self) -> str:
-        return f"{self.system} [published]"
+        return f"{self.system} [published, human-judged]" if self.human_judged else f"{self.system} [published]"
 
 
 def load_published(path: str | Path | None = None) -> list[PublishedEntry]:
@@ -71,6 +73,9 @@ def delta_row(row_result: Any, entry: PublishedEntry, label: str = "ours") -> tu
     for metric, published in entry.metrics.items():
         ours = row_result.metrics.get(metric)
         if ours is None:
+            continue
+        if entry.human_judged:
+            reasons[metric] = "not comparable: published numbers are human judgements, ours automatic"
             continue
         specific = metric_reason(metric, row_result.signature, entry.recipe)
         reason = verdict.explain() or (f"{metric}: {specific}" if specific else None)

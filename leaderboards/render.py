@@ -120,6 +120,9 @@ def _published_row(entry: Any, ours: Sequence[RunRow]) -> RunRow:
     shown: dict[str, float] = {}
     hidden: dict[str, str] = {}
     for metric, value in entry.metrics.items():
+        if entry.human_judged:  # shown for reference, never compared (no delta is ever made from it)
+            shown[metric] = value
+            continue
         reasons = []
         for row in (r for r in ours if r.result is not None):
             verdict = check_published(Side.from_result(row.result, row.system), Side.from_published(entry))

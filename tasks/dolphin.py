@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
-from harness.records import BOT, Dialogue, Example, Response, Turn
+from harness.records import BOT, Dialogue, Example, MemoryItem, MemoryStore, Response, Turn
 from harness.task import ChatMessage
 from harness.task import Option, Task
 from tasks.formats import dolphin
@@ -67,12 +67,25 @@ class DolphinTask(Task):
         raise NotImplementedError
 
     def example(self, dialogue: Dialogue, suffix: str, context: tuple[Turn, ...], reference: str | None,
-                **inputs: Any) -> Example:
+                memory: MemoryStore | None = None, **inputs: Any) -> Example:
         """Return an example of ``dialogue`` with the names of both speakers among its inputs."""
         return Example(id=f"{dialogue.id}:{suffix}", task=self.name, dialogue_id=dialogue.id, context=context,
-                       references=(reference,) if reference else (),
+                       references=(reference,) if reference else (), memory=memory,
                        inputs={"username": dialogue.meta["username"], "botname": dialogue.meta["botname"], **inputs},
                        source=dialogue.source)
+
+    @staticmethod
+    def session_store(dialogue: Dialogue, limit: int | None = None) -> MemoryStore:
+        """Return the episode's past sessions (the first ``limit``) as a memory store, one item per
+        session, for systems that build their own memory (COMEDY's tasks 1 and 2)."""
+        items = []
+        for session in dialogue.meta["sessions"][:limit]:
+            turns = dialogue.turns[session["start"]:session["end"]]
+            lines = session.get("raw") or tuple(f"{history_lines((t,), dialogue.meta['username'], dialogue.meta['botname'])}"
+                                                for t in turns)
+            items.append(MemoryItem(id=session["session"], text="\n".join(lines), kind="session",
+                                    meta={"utterances": tuple(lines)}))
+        return MemoryStore(user=dialogue.meta["username"], items=tuple(items))
 
     # --- prompting ------------------------------------------------------------------------------
     def task_text(self, example: Example) -> str:
@@ -163,7 +176,8 @@ class DolphinCompressionTask(DolphinTask):
         if not dialogue.meta["compressed_memory"]:
             self.skip("episode has no gold compressed_memory")
             return []
-        return [self.example(dialogue, "compressed", (), dialogue.meta["compressed_memory"], session_memories=memories)]
+        return [self.example(dialogue, "compressed", (), dialogue.meta["compressed_memory"],
+                             memory=self.session_store(dialogue), session_memories=memories)]
 
     def task_text(self, example: Example) -> str:
         user, bot = example.inputs["username"], example.inputs["botname"]
@@ -183,7 +197,9 @@ class DolphinResponseTask(DolphinTask):
     ``min_chars`` (10) characters or fewer; the context is the first 4 utterances plus the first
     line of the 5th; at most ``max_responses`` (5) per episode; no references and an empty
     ``compressed_memory`` (a pipeline system builds its own with tasks 1 and 2). SFT/DPO rows: the
-    remaining rows (DPO ``rejected`` is kept in ``meta["rejected"]``).
+    remaining rows (DPO ``rejected`` is kept in ``meta["rejected"]``). Episode examples carry the
+    episode's past sessions as ``Example.memory`` (one ``session`` item each; the first
+    ``first_sessions`` in the episodes format), for systems that build their own memory.
     """
 
     name = "dolphin_response"
@@ -200,12 +216,14 @@ class DolphinResponseTask(DolphinTask):
         if not compressed:
             self.skip("episode has no compressed_memory")
             return []
-        return [self.example(dialogue, f"r{i}", probe["turns"], probe["response"], compressed_memory=compressed,
-                             session=probe["session"])
+        store = self.session_store(dialogue)
+        return [self.example(dialogue, f"r{i}", probe["turns"], probe["response"], memory=store,
+                             compressed_memory=compressed, session=probe["session"])
                 for i, probe in enumerate(dialogue.meta["responses"])]
 
     def _comedy_flow(self, dialogue: Dialogue) -> list[Example]:
-        examples = []
+        examples: list[Example] = []
+        store = self.session_store(dialogue, self.options["first_sessions"])
         for session in dialogue.meta["sessions"][self.options["first_sessions"]:]:
             if len(examples) >= self.options["max_responses"]:
                 self.skip(f"episode already has {self.options['max_responses']} responses")
@@ -215,12 +233,13 @@ class DolphinResponseTask(DolphinTask):
                 self.skip("session has fewer than 5 utterances")
                 continue
             first_line = turns[4].text.split("\n")[0].strip()
-            if len(first_line) <= self.options["min_chars"]:
+            raw = session.get("raw")  # released: the length of the raw string, speaker prefix included
+            if len((str(raw[4]) if raw else first_line).split("\n")[0].strip()) <= self.options["min_chars"]:
                 self.skip(f"5th utterance's first line has {self.options['min_chars']} characters or fewer")
                 continue
             context = turns[:4] + (Turn(turns[4].speaker, first_line, turns[4].name, session=session["session"]),)
-            examples.append(self.example(dialogue, session["session"], context, None, compressed_memory="",
-                                         session=session["session"]))
+            examples.append(self.example(dialogue, session["session"], context, None, memory=store,
+                                         compressed_memory="", session=session["session"]))
         return examples
 
     def task_text(self, example: Example) -> str:

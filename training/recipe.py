@@ -9,7 +9,7 @@ file that evaluates under a task also trains under it, with the same error messa
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
@@ -77,6 +77,22 @@ class Recipe(ABC):
     def assemble(self, output_dir: Path, summaries: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
         """Combine the stages' outputs after training (staged recipes); return the run summary."""
         raise NotImplementedError
+    stage_names: ClassVar[tuple[str, ...]] = ()
+    """Named training stages chosen one per command with ``--stage`` (COMEDY: sft, then dpo on its
+    output); empty: one stage. Not to be confused with ``stages()``, parts trained in one command."""
+    switches: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    """Recipe quirk switches set by ``--set SYSTEM.NAME=VALUE`` (first value = default), kept in ``preset.data``."""
+
+
+    def for_stage(self, preset: Preset, stage: str | None, base: str | None) -> Preset:
+        """Return the preset of training stage ``stage`` (None: the first stage); recipes with stages override."""
+        if stage is None:
+            return preset
+        if not self.stage_names:
+            raise UserError(f"system '{self.system}' has a single training stage; drop --stage")
+        if stage not in self.stage_names:
+            raise unknown_name(f"stage of '{self.system}'", stage, self.stage_names)
+        return preset
 
     def preset(self, name: str) -> Preset:
         """Return the preset called ``name``; an unknown name lists the valid ones."""
@@ -93,8 +109,22 @@ class Recipe(ABC):
                 raise UserError(f"'{self.system}' cannot train on task '{task}'; valid tasks: {', '.join(self.tasks)}")
 
     def with_options(self, preset: Preset, options: Mapping[str, Any]) -> Preset:
-        """Return ``preset`` changed by ``--set SYSTEM.NAME=VALUE`` options; recipes with switches override this."""
-        raise UserError(f"'{self.system}' takes no --set {self.system}.NAME options (got {', '.join(sorted(options))})")
+        """Return ``preset`` changed by ``--set SYSTEM.NAME=VALUE`` options.
+
+        The default validates them against ``switches`` and keeps them in ``preset.data`` (COMEDY's
+        quirks); recipes with richer settings (SPT's model shape) override this.
+        """
+        if not options:
+            return preset
+        if not self.switches:
+            raise UserError(f"'{self.system}' takes no --set {self.system}.NAME options (got {', '.join(sorted(options))})")
+        chosen = {name: str(value) for name, value in options.items()}
+        for name, value in chosen.items():
+            if name not in self.switches:
+                raise unknown_name(f"switch of '{self.system}'", name, self.switches)
+            if value not in self.switches[name]:
+                raise UserError(f"--set {self.system}.{name}: '{value}' is not one of {', '.join(self.switches[name])}")
+        return replace(preset, data={**preset.data, **chosen})
 
     @abstractmethod
     def build(self, preset: Preset, data: TrainingData, *, seed: int, tokenizer_dir: Path | None = None,

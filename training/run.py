@@ -112,11 +112,12 @@ def _execute(job: TrainingJob, output_dir: Path, *, args: Any, resume: bool, unt
 def train(system: str, data: TrainingData, output_dir: str | Path, *, preset: str | Preset = "tiny",
           deepspeed: str | None = None, resume: bool = False, max_steps: int | None = None,
           seed: int | None = None, base: str | None = None, overrides: Mapping[str, Any] | None = None,
-          report_to: tuple[str, ...] = ("tensorboard",)) -> dict[str, Any]:
+          report_to: tuple[str, ...] = ("tensorboard",), stage: str | None = None) -> dict[str, Any]:
     """Train ``system`` with ``preset`` on ``data`` into ``output_dir``; return the run summary.
 
     ``preset`` is a preset name of the system's recipe or a Preset object (tests, experiments).
-    ``overrides`` names TrainConfig fields or the recipe's own ``option_names``. A recipe with
+    ``overrides`` names TrainConfig fields, the recipe's own ``option_names``, or ``SYSTEM.NAME``
+    switches (``with_options``); ``stage`` picks one ``--stage`` of a recipe with ``stage_names``. A recipe with
     ``stages()`` (MAGIC: a strategy model, then a response model) trains each stage in turn into its
     folder with the stage's preset of the same name; ``STAGE.FIELD`` overrides one stage only.
     """
@@ -132,7 +133,7 @@ def train(system: str, data: TrainingData, output_dir: str | Path, *, preset: st
     if not stages:
         return _train_recipe(system, recipe, preset, data, Path(output_dir), deepspeed=deepspeed, resume=resume,
                              max_steps=max_steps, seed=seed, base=base, settings=settings, report_to=report_to,
-                             switches=switches)
+                             switches=switches, stage=stage)
     summaries = {}
     for name, folder, part in stages:
         summaries[name] = _train_recipe(system, part, preset, data, Path(output_dir) / folder, deepspeed=deepspeed,
@@ -145,7 +146,7 @@ def train(system: str, data: TrainingData, output_dir: str | Path, *, preset: st
 def _train_recipe(system: str, recipe: Recipe, preset: str | Preset, data: TrainingData, output_dir: Path, *,
                   deepspeed: str | None, resume: bool, max_steps: int | None, seed: int | None, base: str | None,
                   settings: Mapping[str, Any], report_to: tuple[str, ...],
-                  switches: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                  switches: Mapping[str, Any] | None = None, stage: str | None = None) -> dict[str, Any]:
     """Train one recipe (or one stage of a staged recipe) into ``output_dir``.
 
     ``switches`` are ``--set SYSTEM.NAME=VALUE`` settings the recipe's ``with_options`` applies to the
@@ -155,6 +156,7 @@ def _train_recipe(system: str, recipe: Recipe, preset: str | Preset, data: Train
     chosen = preset if isinstance(preset, Preset) else recipe.preset(preset)
     if switches:
         chosen = recipe.with_options(chosen, switches)
+    chosen = recipe.for_stage(chosen, stage, base)
     config = chosen.train.with_overrides(**dict(settings))
     if seed is not None:
         config = config.with_overrides(seed=seed)

@@ -25,7 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-steps", type=int, default=None, help="stop after N optimizer steps (0: save the untrained model)")
     parser.add_argument("--seed", type=int, default=None, help="override the preset's seed")
     parser.add_argument("--base", default=None, help="base checkpoint name or path overriding the preset's (e.g. a local gpt2)")
-    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a training setting, e.g. learning_rate=1e-4")
+    parser.add_argument("--stage", default=None, help="stage of a multi-stage recipe (comedy: sft, then dpo with --base STAGE1_DIR)")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="override a training setting (learning_rate=1e-4) or a recipe switch (comedy.pad_loss=released)")
     parser.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard logs")
 
 
@@ -43,11 +45,12 @@ def run(args: argparse.Namespace) -> int:
     overrides = {key: typed(value) for key, value in assignments(args.set, "--set").items()}
     summary = train(args.system, data, output, preset=args.preset, deepspeed=args.deepspeed, resume=args.resume,
                     max_steps=args.max_steps, seed=args.seed, base=args.base, overrides=overrides,
-                    report_to=() if args.no_tensorboard else ("tensorboard",))
+                    report_to=() if args.no_tensorboard else ("tensorboard",), stage=args.stage)
     if summary.get("is_main_process", True):
         brief = {key: summary.get(key) for key in ("global_step", "train_loss", "best_eval_loss", "train_runtime_s", "tokens_per_s")}
         evals = summary.get("evaluations") or []
-        if evals:
-            brief["eval_ppl"] = min(entry.get("eval_ppl", float("inf")) for entry in evals)
+        ppls = [entry["eval_ppl"] for entry in evals if "eval_ppl" in entry]  # DPO evaluations have none
+        if ppls:
+            brief["eval_ppl"] = min(ppls)
         print(json.dumps({"output": str(output), **brief}), file=sys.stdout)
     return 0

@@ -1,0 +1,1 @@
+"""COMEDY: one LLM for session memory, memory compression and memory-grounded replies (systems.md §1)."""
