@@ -21,7 +21,7 @@ from typing import Any, Mapping, Sequence
 
 from harness.plugins import SYSTEMS
 from harness.errors import UserError
-from harness.jsonio import write_json, write_jsonl
+from harness.jsonio import check_input, check_output_dir, write_json, write_jsonl
 from harness.provenance import environment, file_sha256, seed_everything
 from harness.records import Example, Response
 from harness.system import System
@@ -76,8 +76,11 @@ def resolve_data(task: Task, spec: TaskSpec) -> tuple[Path, Path | None]:
     else:
         train_path = None
     for path in (test_path, train_path):
-        if path is not None and not path.exists():
-            raise UserError(f"{path}: file not found (data for task '{task.name}')")
+        if path is not None:
+            try:
+                check_input(path, "data")
+            except UserError as err:
+                raise UserError(f"{err} (data for task '{task.name}')") from None
     return test_path, train_path
 
 
@@ -174,18 +177,58 @@ def run_system(system_spec: SystemSpec, task_specs: Sequence[TaskSpec], output_d
     """Run one system on every task spec, writing the run directory; return the results.json content.
 
     With ``resume`` a task already finished in ``output_dir`` under the same configuration is not
-    run again.
+    run again. One process at a time writes a run directory (see ``harness.rundir``); a second one
+    waits and then finds the first one's finished tasks.
     """
-    output_dir = Path(output_dir)
+    from harness.rundir import exclusive
+
+    output_dir = Path(check_output_dir(output_dir, "run directory"))
     output_dir.mkdir(parents=True, exist_ok=True)
+    with exclusive(output_dir):
+        return _run_system(system_spec, task_specs, output_dir, seed=seed, resume=resume, command=command)
+
+
+def settings_conflict(system_spec: SystemSpec, task_specs: Sequence[TaskSpec], output_dir: str | Path,
+                      seed: int = 0) -> str | None:
+    """Return why ``output_dir`` holds results made with other settings than these, or None.
+
+    Resuming such a directory would replace its results with the new settings' ones (or mix both);
+    commands refuse it unless the user asks for a fresh run.
+    """
+    previous = _read_json(Path(output_dir) / "config.json")
+    if not previous or not previous.get("task_runs"):
+        return None
+    if previous.get("seed") != seed:
+        return f"seed {previous.get('seed')}, not {seed}"
+    system = _system_json(system_spec)
+    if previous.get("system") != system:
+        old = previous.get("system", {})
+        changed = sorted(k for k in set(old.get("options", {})) | set(system["options"])
+                         if old.get("options", {}).get(k) != system["options"].get(k))
+        what = f"options {', '.join(changed)}" if changed else "system or weights"
+        return f"{old.get('name')} with other {what}"
+    for spec in task_specs:
+        before = previous["task_runs"].get(spec.name, {}).get("request")
+        if before is not None and before != _spec_json(spec):
+            changed = sorted(k for k in before if before.get(k) != _spec_json(spec).get(k))
+            return f"task {spec.name} with other {', '.join(changed)}"
+    return None
+
+
+def _system_json(system_spec: SystemSpec) -> dict[str, Any]:
+    return {"name": system_spec.name, "options": {k: _jsonable(v) for k, v in system_spec.options.items()},
+            "weights": _weights_id(system_spec.options.get("model"))}
+
+
+def _run_system(system_spec: SystemSpec, task_specs: Sequence[TaskSpec], output_dir: Path, *,
+                seed: int, resume: bool, command: Sequence[str] | None) -> dict[str, Any]:
     seed_everything(seed)
     config = {
         "dialbench_run": 1,
         "command": list(command) if command is not None else sys.argv,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "seed": seed,
-        "system": {"name": system_spec.name, "options": {k: _jsonable(v) for k, v in system_spec.options.items()},
-                   "weights": _weights_id(system_spec.options.get("model"))},
+        "system": _system_json(system_spec),
         "tasks": [_spec_json(s) for s in task_specs],
         "environment": environment(),
         "task_runs": {},
@@ -213,7 +256,15 @@ def run_system(system_spec: SystemSpec, task_specs: Sequence[TaskSpec], output_d
             samples[spec.name] = previous_samples[spec.name]
             continue
         print(f"[dialbench] {system_spec.name} on {spec.name} ...", file=sys.stderr, flush=True)
-        outcome = run_task(system_spec, spec)
+        try:
+            outcome = run_task(system_spec, spec)
+        except BaseException:
+            # Leave a run directory that says what was asked and keeps what finished; a re-run completes it.
+            try:
+                _write_run(output_dir, samples, config, results)
+            except UserError:
+                pass  # the disk that failed the task fails this too; report the first error
+            raise
         results["results"][spec.name] = outcome.metrics
         results["intervals"][spec.name] = {k: list(v) for k, v in outcome.intervals.items()}
         results["signatures"][spec.name] = outcome.signature
@@ -222,13 +273,16 @@ def run_system(system_spec: SystemSpec, task_specs: Sequence[TaskSpec], output_d
         config["task_runs"][spec.name] = {"request": spec_json, **outcome.provenance}
         samples[spec.name] = outcome.samples
         # Record progress after every task: a killed run keeps what is finished.
-        write_jsonl(output_dir / "samples.jsonl", [row for rows in samples.values() for row in rows])
-        write_json(output_dir / "config.json", config)
-        write_json(output_dir / "results.json", results)
+        _write_run(output_dir, samples, config, results)
+    _write_run(output_dir, samples, config, results)
+    return results
+
+
+def _write_run(output_dir: Path, samples: Mapping[str, list[dict[str, Any]]], config: dict[str, Any],
+               results: dict[str, Any]) -> None:
     write_jsonl(output_dir / "samples.jsonl", [row for rows in samples.values() for row in rows])
     write_json(output_dir / "config.json", config)
     write_json(output_dir / "results.json", results)
-    return results
 
 
 def _read_samples(path: Path) -> dict[str, list[dict[str, Any]]]:

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness.cliargs import assignments, comma_list, task_paths, typed
+from harness.cliargs import assignments, check_limit, comma_list, task_paths, typed
 from harness.errors import UserError
 
 DEFAULT_SYSTEM = "zero_shot_lm"
@@ -104,7 +104,8 @@ def weights_changed(output: Path, weights: str) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     from harness.plugins import SYSTEMS
-    from harness.runner import SystemSpec, TaskSpec, run_system
+    from harness.jsonio import check_output_dir
+    from harness.runner import SystemSpec, TaskSpec, run_system, settings_conflict
     from leaderboards.render import render_table
     from harness.checkpoints.fingerprint import weights_id
     from harness.checkpoints.source import parse_source
@@ -115,12 +116,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--tasks is empty; give comma-separated task ids (see `dialbench list tasks`)")
     for name in task_names:
         TASKS.get(name)
-    data = task_paths(args.data, "--data", TASKS.names())
-    stray = sorted(set(data) - set(task_names))
-    if stray:
-        raise UserError(f"--data names task(s) {', '.join(stray)} that are not in --tasks")
-    if args.limit is not None and args.limit < 1:
-        raise UserError(f"--limit must be at least 1, got {args.limit}")
+    data = task_paths(args.data, "--data", TASKS.names(), task_names)
+    check_limit(args.limit)
     batch_size = args.batch_size
     if batch_size is not None and batch_size != "auto" and not (batch_size.isdigit() and int(batch_size) > 0):
         raise UserError(f"--batch-size must be a positive integer or 'auto', got '{batch_size}'")
@@ -135,6 +132,10 @@ def run(args: argparse.Namespace) -> int:
     if fresh:
         print(f"[dialbench] {output} was scored with other weights; scoring every task again", file=sys.stderr)
     specs = [TaskSpec(name=name, data=data.get(name), limit=args.limit) for name in task_names]
+    check_output_dir(output, "run directory")
+    conflict = None if fresh else settings_conflict(SystemSpec(args.system, options), specs, output, args.seed)
+    if conflict:
+        raise UserError(f"{output}: holds results made with {conflict}; choose another --output")
     run_system(SystemSpec(args.system, options), specs, output, seed=args.seed, resume=not fresh,
                command=["dialbench", *sys.argv[1:]])
     print(render_table([output], fmt=args.fmt), end="")
