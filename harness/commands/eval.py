@@ -133,6 +133,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"[dialbench] {output} was scored with other weights; scoring every task again", file=sys.stderr)
     specs = [TaskSpec(name=name, data=data.get(name), limit=args.limit) for name in task_names]
     check_output_dir(output, "run directory")
+    if args.cache_path and not args.no_cache and "cache_path" in system_cls.option_names:
+        from harness.generation.cache import GenerationCache
+
+        GenerationCache(args.cache_path, explicit=True).close()  # a damaged named cache stops the run here
     conflict = None if fresh else settings_conflict(SystemSpec(args.system, options), specs, output, args.seed)
     if conflict:
         raise UserError(f"{output}: holds results made with {conflict}; choose another --output")

@@ -109,7 +109,7 @@ class GenerationCache:
                 self._db = self._connect_read_only()
             self._check()
         except sqlite3.DatabaseError as err:
-            raise _Unusable(f"damaged ({err})") from None
+            raise _Unusable(f"damaged ({' '.join(str(err).split())})") from None
         if not self.writable:
             warn(f"{self.path}: generation cache is read-only for this user; using the outputs it holds, "
                  "storing no new ones")
@@ -132,7 +132,7 @@ class GenerationCache:
         assert self._db is not None
         verdict = [row[0] for row in self._db.execute("PRAGMA quick_check(1)")]
         if verdict != ["ok"]:
-            raise _Unusable(f"damaged ({'; '.join(map(str, verdict))[:200]})")
+            raise _Unusable(f"damaged ({' '.join(' '.join(map(str, verdict)).split())[:200]})")
         columns = tuple(row[1] for row in self._db.execute("PRAGMA table_info(outputs)"))
         if columns != COLUMNS:
             raise _Unusable(f"not a dialbench generation cache (table 'outputs' has columns {', '.join(columns) or 'none'})")
@@ -145,7 +145,7 @@ class GenerationCache:
     def _fault(self, doing: str, err: Exception) -> None:
         """Stop using (or, when storing, writing) the cache after an error, saying so once."""
         if doing == "store":
-            warn(f"{self.path}: cannot store generations ({err}); carrying on without caching new ones")
+            warn(f"{self.path}: cannot store model outputs ({err}); carrying on without caching new ones")
             self.writable = False
         else:
             warn(f"{self.path}: cannot read the generation cache ({err}); carrying on without it")

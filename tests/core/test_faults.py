@@ -216,10 +216,12 @@ def test_symlink_loop_is_named_as_such(tmp_path):
 
 
 def test_duplicate_keys_are_reported_where_they_are(tmp_path):
+    """The key's text also appears earlier as a value or in a sibling object, where a text search stops."""
     from harness.errors import DataError
     from tasks.formats.strict import load_json
 
-    store = {"Amy": {"history": {"2023-04-27": [{"query": "q", "response": "r"}]}}, "Bob": {"history": {}}}
+    turns = [{"query": "hi", "response": "hello"}, {"query": "tea?", "response": "yes"}]
+    store = {"Amy": {"name": "Amy", "history": {"2023-04-27": turns}}, "Bob": {"name": "Bob", "history": {}}}
     text = json.dumps(store, indent=1)
     top = tmp_path / "top.json"
     top.write_text(text[:-2] + ',\n "Amy": {"history": {}}\n}')
@@ -227,10 +229,11 @@ def test_duplicate_keys_are_reported_where_they_are(tmp_path):
         load_json(top)
     assert (err.value.line, err.value.field) == (text.count("\n") + 1, "id") and "first at line 2" in str(err.value)
     nested = tmp_path / "nested.json"
-    nested.write_text(text.replace('"response": "r"', '"response": "r",\n      "query": "again"'))
+    nested.write_text(text.replace('"response": "yes"', '"response": "yes",\n     "query": "again"'))
     with pytest.raises(DataError) as err:
         load_json(nested)
-    assert err.value.line == 8 and err.value.field == "Amy.history.2023-04-27[0].query", str(err.value)
+    line = nested.read_text().splitlines().index('     "query": "again"') + 1
+    assert (err.value.line, err.value.field) == (line, "Amy.history.2023-04-27[1].query"), str(err.value)
 
 
 @pytest.mark.slow
