@@ -41,6 +41,13 @@ def exclusive(run_dir: Path) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            if not _alive(holder):  # a forked child of a killed run still holds the lock: not a writer
+                print(f"[dialbench] {run_dir}: lock left by a process of the stopped run {holder}; taking over",
+                      file=sys.stderr, flush=True)
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+                yield
+                return
             print(f"[dialbench] {run_dir} is being written by another dialbench process (pid {holder}); "
                   "waiting for it to finish, then reusing its results", file=sys.stderr, flush=True)
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -49,3 +56,14 @@ def exclusive(run_dir: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def _alive(pid: str) -> bool:
+    """Return True unless ``pid`` names a process that no longer exists."""
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (ValueError, PermissionError, OverflowError):
+        return True
+    return True
