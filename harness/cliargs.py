@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from harness.errors import UserError, unknown_name
+from harness.jsonio import check_input
 
 
 def comma_list(value: str | None) -> list[str]:
@@ -23,16 +24,40 @@ def assignments(values: Iterable[str] | None, flag: str) -> dict[str, str]:
     return pairs
 
 
-def task_paths(values: Iterable[str] | None, flag: str, known_tasks: Sequence[str]) -> dict[str, Path]:
-    """Return ``{task: Path}`` from ``TASK=PATH`` strings, checking task names and that paths exist."""
+def task_paths(values: Iterable[str] | None, flag: str, known_tasks: Sequence[str],
+               selected: Sequence[str] | None = None) -> dict[str, Path]:
+    """Return ``{task: Path}`` from ``TASK=PATH`` strings, checking task names and that paths exist.
+
+    A path must be a readable file or folder: a FIFO, a symlink loop or a dangling link is named
+    as such here, before any task starts.
+    """
     paths = {}
     for task, path in assignments(values, flag).items():
-        if task not in known_tasks:
-            raise unknown_name("task", task, known_tasks)
-        if not Path(path).exists():
-            raise UserError(f"{path}: file not found ({flag} {task}=...)")
+        check_task_names([task], flag, known_tasks, selected)
+        try:
+            check_input(path, "data")
+        except UserError as err:
+            raise UserError(f"{err} ({flag} {task}=...)") from None
         paths[task] = Path(path)
     return paths
+
+
+def check_task_names(names: Iterable[str], flag: str, known_tasks: Sequence[str],
+                     selected: Sequence[str] | None = None) -> None:
+    """Raise a UserError for a task id (in ``--profile TASK=...`` and alike) that is unknown, with
+    a did-you-mean, or that is not one of the ``selected`` tasks (it would be silently ignored)."""
+    for name in names:
+        if name not in known_tasks:
+            raise unknown_name(f"task in {flag}", name, known_tasks)
+        if selected is not None and name not in selected:
+            raise UserError(f"{flag} names task '{name}', which is not in --tasks ({', '.join(selected)})")
+
+
+def check_limit(limit: int | None) -> int | None:
+    """Return ``--limit`` if it is a positive count (a negative one would slice from the end)."""
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit must be at least 1, got {limit}")
+    return limit
 
 
 def typed(value: str) -> Any:
@@ -75,10 +100,11 @@ def add_task_arguments(parser: Any, *, tasks_required: bool = False) -> None:
 
 
 def scoped_options(values: Iterable[str] | None, flag: str, kind: str, names: Sequence[str], *,
-                   unscoped: bool = False) -> dict[str, dict[str, Any]]:
+                   unscoped: bool = False, known: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
     """Return per-name options from ``NAME.KEY=VALUE`` strings (``--set``, ``--task-option``).
 
-    With ``unscoped``, a plain ``KEY=VALUE`` applies to every name.
+    With ``unscoped``, a plain ``KEY=VALUE`` applies to every name. ``names`` are the ones this run
+    uses, ``known`` every registered one (a known name that is not run is its own error).
     """
     options: dict[str, dict[str, Any]] = {name: {} for name in names}
     for target, value in assignments(values, flag).items():
@@ -87,8 +113,12 @@ def scoped_options(values: Iterable[str] | None, flag: str, kind: str, names: Se
             for scoped in options.values():
                 scoped[target] = typed(value)
             continue
-        if name not in options or not key:
-            raise unknown_name(f"{kind} in {flag}", name, names)
+        if not dot or not name.strip() or not key.strip():
+            raise UserError(f"{flag} expects {kind.upper()}.KEY=VALUE, got '{target}={value}'")
+        if name not in options:
+            if known is not None and name in known:
+                raise UserError(f"{flag} names {kind} '{name}', which is not among the {kind}s run ({', '.join(names)})")
+            raise unknown_name(f"{kind} in {flag}", name, known or names)
         options[name][key] = typed(value)
     return options
 
@@ -99,17 +129,14 @@ def task_specs(args: Any, task_names: Sequence[str], *, defaults: dict[str, dict
     from harness.runner import TaskSpec
 
     known = TASKS.names()
-    if getattr(args, "limit", None) is not None and args.limit < 1:
-        raise UserError(f"--limit must be at least 1, got {args.limit}")
+    check_limit(getattr(args, "limit", None))
     data = task_paths(args.data, "--data", known)
     train = task_paths(args.train_data, "--train-data", known)
     per_task = {flag: assignments(values, flag) for flag, values in
                 (("--protocol", args.protocol), ("--profile", args.profile), ("--data-format", args.formats))}
     for flag, mapping in [("--data", data), ("--train-data", train), *per_task.items()]:
-        stray = sorted(set(mapping) - set(task_names))
-        if stray:
-            raise UserError(f"{flag} names task(s) {', '.join(stray)} that are not in --tasks")
-    options = scoped_options(args.task_options, "--task-option", "task", list(task_names))
+        check_task_names(mapping, flag, known, task_names)
+    options = scoped_options(args.task_options, "--task-option", "task", list(task_names), known=known)
     for name, extra in (defaults or {}).items():
         if name in options:
             options[name] = {**extra, **options[name]}

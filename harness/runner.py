@@ -17,6 +17,7 @@ from typing import Any, Mapping, Sequence
 
 from harness.plugins import SYSTEMS
 from harness.errors import DataError, UserError
+from harness.jsonio import check_input, check_output_dir
 from harness.provenance import environment, file_sha256, seed_everything
 from harness.records import Example, Response
 from harness.rundir import (RunConfig, RunResults, SampleRow, TaskResult, read_config, read_results_if_valid,
@@ -70,8 +71,11 @@ def resolve_data(task: Task, spec: TaskSpec) -> tuple[Path, Path | None]:
     else:
         train_path = None
     for path in (test_path, train_path):
-        if path is not None and not path.exists():
-            raise UserError(f"{path}: file not found (data for task '{task.name}')")
+        if path is not None:
+            try:
+                check_input(path, "data")
+            except UserError as err:
+                raise UserError(f"{err} (data for task '{task.name}')") from None
     return test_path, train_path
 
 
@@ -211,18 +215,75 @@ def run_system(system_spec: SystemSpec, task_specs: Sequence[TaskSpec], output_d
     """Run one system on every task spec, writing the run directory; return the results.json content.
 
     With ``resume`` a task already finished in ``output_dir`` under the same configuration is not
-    run again. The directory is created only once a task has finished, so a run that fails before
-    leaves no empty folder behind.
+    run again. One process at a time writes a run directory (``harness.runlock``); a second one
+    waits and then finds the first one's finished tasks. A run that fails before any task finished
+    leaves no folder behind (nothing was lost); a later failure keeps what finished, and a re-run
+    completes it.
     """
-    output_dir = Path(output_dir)
+    from harness.runlock import exclusive
+
+    output_dir = Path(check_output_dir(output_dir, "run directory"))
+    created = not output_dir.exists()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with exclusive(output_dir):
+            return _run_system(system_spec, task_specs, output_dir, seed=seed, resume=resume, command=command)
+    except BaseException:
+        if created and not (output_dir / "results.json").exists():
+            _remove_unfinished(output_dir)
+        raise
+
+
+def _remove_unfinished(output_dir: Path) -> None:
+    """Remove a run directory this run created and finished nothing in (only the lock file and
+    partial files the run itself wrote can be there)."""
+    import shutil
+
+    shutil.rmtree(output_dir, ignore_errors=True)
+
+
+def settings_conflict(system_spec: SystemSpec, task_specs: Sequence[TaskSpec], output_dir: str | Path,
+                      seed: int = 0) -> str | None:
+    """Return why ``output_dir`` holds results made with other settings than these, or None.
+
+    Resuming such a directory would replace its results with the new settings' ones (or mix both);
+    commands refuse it unless the user asks for a fresh run.
+    """
+    found = read_config(output_dir)
+    previous = found.data if found else None
+    if not previous or not previous.get("task_runs"):
+        return None
+    if previous.get("seed") != seed:
+        return f"seed {previous.get('seed')}, not {seed}"
+    system = _system_json(system_spec)
+    if previous.get("system") != system:
+        old = previous.get("system", {})
+        changed = sorted(k for k in set(old.get("options", {})) | set(system["options"])
+                         if old.get("options", {}).get(k) != system["options"].get(k))
+        what = f"options {', '.join(changed)}" if changed else "system or weights"
+        return f"{old.get('name')} with other {what}"
+    for spec in task_specs:
+        before = previous["task_runs"].get(spec.name, {}).get("request")
+        if before is not None and before != spec_json(spec):
+            changed = sorted(k for k in before if before.get(k) != spec_json(spec).get(k))
+            return f"task {spec.name} with other {', '.join(changed)}"
+    return None
+
+
+def _system_json(system_spec: SystemSpec) -> dict[str, Any]:
+    return {"name": system_spec.name, "options": {k: _jsonable(v) for k, v in system_spec.options.items()},
+            "weights": _weights_id(system_spec.options.get("model"))}
+
+
+def _run_system(system_spec: SystemSpec, task_specs: Sequence[TaskSpec], output_dir: Path, *,
+                seed: int, resume: bool, command: Sequence[str] | None) -> dict[str, Any]:
     seed_everything(seed)
     config = RunConfig({
         "dialbench_run": 1,
         "command": list(command) if command is not None else sys.argv,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "seed": seed,
-        "system": {"name": system_spec.name, "options": {k: _jsonable(v) for k, v in system_spec.options.items()},
-                   "weights": _weights_id(system_spec.options.get("model"))},
+        "system": _system_json(system_spec),
         "tasks": [spec_json(s) for s in task_specs],
         "environment": environment(),
         "task_runs": {},
@@ -248,7 +309,16 @@ def run_system(system_spec: SystemSpec, task_specs: Sequence[TaskSpec], output_d
             samples[spec.name] = previous_samples[spec.name]
             continue
         print(f"[dialbench] {system_spec.name} on {spec.name} ...", file=sys.stderr, flush=True)
-        outcome = run_task(system_spec, spec)
+        try:
+            outcome = run_task(system_spec, spec)
+        except BaseException:
+            # Leave a run directory that says what was asked and keeps what finished; a re-run completes it.
+            if results.tasks:
+                try:
+                    _write_run(output_dir, config, results, samples)
+                except UserError:
+                    pass  # the disk that failed the task fails this too; report the first error
+            raise
         results.tasks[spec.name] = outcome.result
         config.task_runs[spec.name] = {"request": request, **outcome.provenance}
         samples[spec.name] = outcome.samples

@@ -24,7 +24,9 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from harness.cachedir import cache_root
+from safetensors import SafetensorError
+
+from harness.cachedir import CACHE_ENV, cache_root
 from harness.errors import UserError, first_line
 from harness.checkpoints.fingerprint import content_hash
 from harness.checkpoints.source import ModelSource, deepspeed_tag_dir
@@ -51,17 +53,21 @@ def publish(target: Path, build: Callable[[Path], None]) -> Path:
     """Return ``target``, creating it with ``build(tmp)`` + rename when it does not exist yet."""
     if (target / "config.json").is_file():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
         build(tmp)
         try:
             os.rename(tmp, target)
         except OSError:
             if not (target / "config.json").is_file():
                 raise
+    except (OSError, SafetensorError) as err:  # a full disk or a read-only cache folder, mid-conversion
+        reason = getattr(err, "strerror", None) or first_line(err)
+        raise UserError(f"{target}: cannot write the converted model ({reason}); free space there "
+                        f"or point {CACHE_ENV} at another folder") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target

@@ -99,7 +99,8 @@ def weights_changed(output: Path, weights: str) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     from harness.plugins import SYSTEMS
-    from harness.runner import SystemSpec, run_system, spec_json
+    from harness.jsonio import check_output_dir
+    from harness.runner import SystemSpec, run_system, settings_conflict, spec_json
     from leaderboards.render import render_table
     from harness.checkpoints.fingerprint import weights_id
     from harness.checkpoints.source import parse_source
@@ -123,6 +124,14 @@ def run(args: argparse.Namespace) -> int:
     fresh = weights_changed(output, weights)
     if fresh:
         print(f"[dialbench] {output} was scored with other weights; scoring every task again", file=sys.stderr)
+    check_output_dir(output, "run directory")
+    if args.cache_path and not args.no_cache and "cache_path" in system_cls.option_names:
+        from harness.generation.cache import GenerationCache
+
+        GenerationCache(args.cache_path, explicit=True).close()  # a damaged named cache stops the run here
+    conflict = None if fresh else settings_conflict(SystemSpec(args.system, options), specs, output, args.seed)
+    if conflict:
+        raise UserError(f"{output}: holds results made with {conflict}; choose another --output")
     run_system(SystemSpec(args.system, options), specs, output, seed=args.seed, resume=not fresh,
                command=["dialbench", *sys.argv[1:]])
     print(render_table([output], fmt=args.fmt), end="")

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from harness.cliargs import add_task_arguments, comma_list, scoped_options, settings_digest, task_specs
+from harness.errors import UserError
 
 DEFAULT_OUTPUT = Path("runs/default")
 DEFAULT_TABLE = Path("leaderboards/default.md")
@@ -29,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="parent folder of the run directories (each named SYSTEM-<settings digest>)")
     parser.add_argument("--table", type=Path, help="where to write the markdown leaderboard (default: "
                         f"{DEFAULT_TABLE} for the default output folder, else OUTPUT/leaderboard.md)")
-    parser.add_argument("--fresh", action="store_true", help="ignore finished tasks in existing run directories")
+    parser.add_argument("--fresh", action="store_true", help="ignore finished tasks in existing run directories "
+                        "(and replace one made with other settings)")
 
 
 def run_dir_name(system: str, options: dict[str, object], specs: list, seed: int) -> str:
@@ -56,21 +58,25 @@ def run(args: argparse.Namespace) -> int:
         for system in requested_systems or list(TASKS.get(task_name).default_systems):
             plan.setdefault(system, []).append(task_name)
     default_suite = not (args.tasks or args.systems or args.data)
-    options = scoped_options(args.system_options, "--set", "system", list(plan), unscoped=True)
+    options = scoped_options(args.system_options, "--set", "system", list(plan), unscoped=True, known=SYSTEMS.names())
     if default_suite:
         for name, defaults in DEFAULT_SUITE_SYSTEM_OPTIONS.items():
             if name in options:
                 options[name] = {**defaults, **options[name]}
     specs = {spec.name: spec for spec in
              task_specs(args, task_names, defaults=DEFAULT_SUITE_TASK_OPTIONS if default_suite else None)}
-    run_dirs = []
+    jobs = []
     for system, tasks in plan.items():
         system_specs = [specs[t] for t in tasks]
         run_dir = args.output / run_dir_name(system, options[system], system_specs, args.seed)
-        run_system(SystemSpec(system, options[system]), system_specs, run_dir, seed=args.seed,
+        jobs.append((SystemSpec(system, options[system]), system_specs, run_dir))
+    table_path = args.table or (DEFAULT_TABLE if args.output == DEFAULT_OUTPUT else args.output / "leaderboard.md")
+    check_outputs(jobs, table_path, args.seed, args.fresh)
+    run_dirs = []
+    for system_spec, system_specs, run_dir in jobs:
+        run_system(system_spec, system_specs, run_dir, seed=args.seed,
                    resume=not args.fresh, command=["dialbench", *sys.argv[1:]])
         run_dirs.append(run_dir)
-    table_path = args.table or (DEFAULT_TABLE if args.output == DEFAULT_OUTPUT else args.output / "leaderboard.md")
     table = render_table(run_dirs, fmt="md")
     header = (f"# dialbench leaderboard\n\nMade by `dialbench {' '.join(sys.argv[1:]) or 'run'}`; "
               f"run directories: {', '.join(f'`{d}`' for d in run_dirs)} (config.json in each traces every number).\n\n")
@@ -80,3 +86,20 @@ def run(args: argparse.Namespace) -> int:
     print(table, end="")
     print(f"[dialbench] wrote {table_path} and {html_path}", file=sys.stderr)
     return 0
+
+
+def check_outputs(jobs: list, table_path: Path, seed: int, fresh: bool) -> None:
+    """Fail before any work when a run directory or the table cannot be written, or when a run
+    directory holds results made with other settings (the new run would silently replace them)."""
+    from harness.jsonio import check_output_dir, check_output_file
+    from harness.runner import settings_conflict
+
+    for system_spec, specs, run_dir in jobs:
+        check_output_dir(run_dir, "run directory")
+        conflict = None if fresh else settings_conflict(system_spec, specs, run_dir, seed)
+        if conflict:
+            raise UserError(f"{run_dir}: holds results made with {conflict}; choose another --output, "
+                            "or pass --fresh to replace them")
+    check_output_file(table_path, "--table")
+    check_output_file(table_path.with_suffix(".html"), "--table (its .html page)")
+

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import string
+import sys
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
@@ -24,14 +25,70 @@ def _nltk_tokenizers():
     return PunktSentenceTokenizer(), NLTKWordTokenizer()
 
 
+NLTK_PIECE_CHARS = 20_000
+"""Longest text given to nltk in one call. nltk runs every regex under a 5-second wall-clock limit
+(``nltk.redos``) and raises TimeoutError beyond it, which a multi-megabyte utterance reaches; pieces
+this long take milliseconds, and dialogue utterances are far shorter, so their tokens are unchanged."""
+
+NLTK_MAX_CHARS = 200_000
+"""Longest text tokenized with nltk at all (about a second on one core): beyond it (a degenerate
+generation, a corrupt data line) only the first this many characters are scored, with a warning,
+instead of the scoring running for an hour or aborting."""
+
+_warned_long = False
+
+
 def nltk_tokens(text: str, split_sentences: bool = True) -> list[str]:
     """Return ``nltk.word_tokenize(text)`` tokens: Punkt sentences, then the Treebank word tokenizer.
 
-    With ``split_sentences=False`` this is ``word_tokenize(text, preserve_line=True)``.
+    With ``split_sentences=False`` this is ``word_tokenize(text, preserve_line=True)``. A text longer
+    than ``NLTK_PIECE_CHARS`` is tokenized piece by piece, cut at a sentence end or a space, and one
+    longer than ``NLTK_MAX_CHARS`` is cut there first, each with a warning (tokens at the cuts may
+    differ from one call's); a piece that still hits nltk's time limit falls back to whitespace
+    tokens, with a warning, rather than aborting the whole scoring.
     """
+    global _warned_long
+    if len(text) <= NLTK_PIECE_CHARS:
+        return _nltk_piece(text, split_sentences)
+    if not _warned_long:
+        _warned_long = True
+        capped = f"; only its first {NLTK_MAX_CHARS:,} are scored" if len(text) > NLTK_MAX_CHARS else ""
+        _warn(f"a text of {len(text):,} characters is tokenized for nltk in pieces of at most "
+              f"{NLTK_PIECE_CHARS:,} characters (nltk's regex time limit){capped}; tokens at the cuts may differ")
+    if len(text) > NLTK_MAX_CHARS:
+        space = text.rfind(" ", 0, NLTK_MAX_CHARS)
+        text = text[: space if space > 0 else NLTK_MAX_CHARS]
+    return [token for piece in _pieces(text, NLTK_PIECE_CHARS) for token in _nltk_piece(piece, split_sentences)]
+
+
+def _nltk_piece(text: str, split_sentences: bool) -> list[str]:
     sentences, words = _nltk_tokenizers()
-    parts = sentences.tokenize(text) if split_sentences else [text]
-    return [token for part in parts for token in words.tokenize(part)]
+    try:
+        parts = sentences.tokenize(text) if split_sentences else [text]
+        return [token for part in parts for token in words.tokenize(part)]
+    except TimeoutError:
+        _warn(f"nltk timed out on a text of {len(text):,} characters; using whitespace tokens for it")
+        return text.split()
+
+
+def _pieces(text: str, size: int) -> list[str]:
+    """Return ``text`` cut into pieces of at most ``size`` characters, at a sentence end or a space
+    where there is one (a run of ``size`` characters without a space is cut where it stands)."""
+    pieces, start = [], 0
+    while len(text) - start > size:
+        end = start + size
+        cut = max(text.rfind(". ", start, end), text.rfind("? ", start, end), text.rfind("! ", start, end))
+        if cut <= start:
+            cut = max(text.rfind(" ", start, end), text.rfind("\n", start, end))
+        cut = end if cut <= start else cut + 1
+        pieces.append(text[start:cut])
+        start = cut
+    pieces.append(text[start:])
+    return pieces
+
+
+def _warn(message: str) -> None:
+    print(f"dialbench: warning: {message}", file=sys.stderr, flush=True)
 
 
 _CJK = (

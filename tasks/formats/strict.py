@@ -8,6 +8,7 @@ finds the line where each top-level entry starts in the source text.
 """
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import json
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from harness.errors import DataError
-from harness.jsonio import read_text
+from harness.jsonio import parse_json, read_text
 
 TYPE_NAMES = {str: "a string", list: "a list", dict: "an object", int: "an integer", bool: "true/false",
               float: "a number"}
@@ -127,19 +128,66 @@ def load_json(path: Path) -> tuple[str, Any]:
     """Return ``(text, document)`` of a whole-file JSON document; duplicate object keys are errors.
 
     ``json`` keeps the last of duplicated keys silently, which would hide a duplicated user or
-    episode id, so keys are checked while parsing.
+    episode id, so keys are checked while parsing; the error is then located by a second,
+    position-aware walk (only on this error path), because the parser's hook knows no positions.
     """
     source = read_text(path)
     try:
-        return source, json.loads(source, object_pairs_hook=_reject_duplicate_keys)
-    except json.JSONDecodeError as err:
-        raise DataError(path, err.lineno, "json", err.msg) from None
+        return source, parse_json(path, source, object_pairs_hook=_reject_duplicate_keys)
     except _DuplicateKey as err:
-        needle = json.dumps(err.key, ensure_ascii=False)
-        first = source.find(needle)
-        second = source.find(needle, first + 1)
-        line = source.count("\n", 0, second) + 1 if second >= 0 else None
-        raise DataError(path, line, "id", f"duplicate key '{err.key}'") from None
+        found = _locate_duplicate(source)
+        if found is None:  # pragma: no cover - the walk agrees with the parser on valid JSON
+            raise DataError(path, None, "id", f"duplicate key '{err.key}'") from None
+        line, field, key, first = found
+        raise DataError(path, line, field, f"duplicate key '{key}' (first at line {first})") from None
+
+
+def _locate_duplicate(source: str) -> tuple[int, str, str, int] | None:
+    """Return ``(line, field, key, first line)`` of the first duplicated key in document order.
+
+    ``field`` is ``id`` for a top-level key (a user or episode id) and the dotted path of the key
+    otherwise, e.g. ``Amy.history.2023-04-27[3].query``.
+    """
+    decoder = json.JSONDecoder()
+    newlines = [i for i, ch in enumerate(source) if ch == "\n"]
+
+    def line_at(pos: int) -> int:
+        return bisect.bisect_left(newlines, pos) + 1
+
+    def walk(pos: int, where: str) -> int:
+        pos = _skip_ws(source, pos)
+        opener = source[pos] if pos < len(source) else ""
+        if opener not in "[{" or not opener:
+            return decoder.raw_decode(source, pos)[1]
+        closer = "}" if opener == "{" else "]"
+        seen: dict[str, int] = {}
+        pos, index = _skip_ws(source, pos + 1), 0
+        while source[pos] != closer:
+            if opener == "{":
+                key, end = decoder.raw_decode(source, pos)
+                if key in seen:
+                    raise _Found(line_at(pos), f"{where}.{key}" if where else "id", key, seen[key])
+                seen[key] = line_at(pos)
+                pos = _skip_ws(source, _skip_ws(source, end) + 1)  # past the ':'
+                child = f"{where}.{key}" if where else key
+            else:
+                child, index = f"{where}[{index}]", index + 1
+            pos = _skip_ws(source, walk(pos, child))
+            if source[pos] == ",":
+                pos = _skip_ws(source, pos + 1)
+        return pos + 1
+
+    try:
+        walk(0, "")
+    except _Found as found:
+        return found.args
+    except (RecursionError, ValueError, IndexError):
+        return None
+    return None
+
+
+class _Found(Exception):
+    """Carries the location of a duplicated key out of the walk."""
 
 
 def top_level(source: str, document: Any) -> list[tuple[Any, int]]:
