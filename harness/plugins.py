@@ -31,6 +31,7 @@ for _name, _target in (
     ("retrieval", "baselines.retrieval:RetrievalSystem"),
     ("zero_shot_lm", "baselines.zero_shot_lm:ZeroShotLMSystem"),
     ("gpt2_dialogue", "models.gpt2_dialogue.system:GPT2DialogueSystem"),
+    ("memorybank", "models.memorybank.system:MemoryBankSystem"),
 ):
     SYSTEMS.add_lazy(_name, _target)
 

@@ -35,9 +35,9 @@ FLAG_OPTIONS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, metavar="SOURCE",
+    parser.add_argument("--model", default="embedded:smollm2-135m-instruct", metavar="SOURCE",
                         help="model folder, .gguf file, adapter folder, DeepSpeed checkpoint, hub id, or "
-                             "embedded:smollm2-135m-instruct")
+                             "embedded:smollm2-135m-instruct (the default)")
     parser.add_argument("--tasks", required=True, help="comma-separated task ids")
     parser.add_argument("--system", default=DEFAULT_SYSTEM, help=f"system that runs the model (default {DEFAULT_SYSTEM})")
     parser.add_argument("--data", action="append", metavar="TASK=PATH", help="test data of a task (default: bundled sample)")
