@@ -43,7 +43,8 @@ class Encoder:
             self.model = SentenceTransformer(location, device="cpu")
         except (OSError, ValueError, RuntimeError) as err:
             raise UserError(f"{name}: cannot load sentence-transformers model ({first_line(err)})") from None
-        self.dimension = int(self.model.get_sentence_embedding_dimension() or 0)
+        dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dimension = int(dimension() or 0)
         self._memo: dict[str, np.ndarray] = {}
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
