@@ -32,6 +32,7 @@ for _name, _target in (
     ("zero_shot_lm", "baselines.zero_shot_lm:ZeroShotLMSystem"),
     ("gpt2_dialogue", "models.gpt2_dialogue.system:GPT2DialogueSystem"),
     ("memorybank", "models.memorybank.system:MemoryBankSystem"),
+    ("silicon_friend", "models.memorybank.system:SiliconFriendSystem"),
 ):
     SYSTEMS.add_lazy(_name, _target)
 
@@ -43,6 +44,7 @@ for _name, _attr in (("nlgeval", "NLGEVAL"), ("nlgeval_magic", "NLGEVAL_MAGIC"),
 RECIPES: Registry = Registry("training recipe", entry_point_group="dialbench.recipes")
 for _name, _target in (
     ("gpt2_dialogue", "models.gpt2_dialogue.recipe:GPT2DialogueRecipe"),
+    ("silicon_friend", "models.memorybank.recipe:SiliconFriendRecipe"),
 ):
     RECIPES.add_lazy(_name, _target)
 

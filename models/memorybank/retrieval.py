@@ -9,7 +9,8 @@ by date. ``Retrieval.ids`` lists the hits in rank order, then their expansions.
 
 ``hybrid`` (default): the same documents without the template, scored by BM25 (``lexical.py``)
 plus the dense cosine where the encoder knows the language (``dense_weight``; all-MiniLM-L6-v2 is
-English-only, so it gets no weight on Chinese unless another encoder is named). Conversation
+English-only, so it gets no weight on Chinese unless another encoder is named). The ids of the
+best ``top_k`` (5) are reported; the best ``prompt_k`` (3) go into the prompt text. Conversation
 structure is used, not question rules: an exchange also gets ``follow`` x the score of the exchange
 before it on the same date (answers follow the turn that raised the topic) and ``lead`` x the one
 after it; a date's summary score is added to that date's exchanges (``summary_weight``); a date the
@@ -39,6 +40,7 @@ class RetrievalSettings:
 
     mode: str = "hybrid"
     top_k: int = 5
+    prompt_k: int = 3
     embedding: str = DEFAULT_ENCODER
     dense_weight: float | None = None
     follow: float = 0.5
@@ -179,7 +181,7 @@ class MemoryRetriever:
         ranked = [i for i in ranked if exchange[i]] + [i for i in ranked if not exchange[i]]
         top = ranked[: self.settings.top_k]
         by_date: dict[str, list[str]] = {}
-        for index in sorted(top, key=lambda i: (self.dates[i], i)):
+        for index in sorted(top[: self.settings.prompt_k], key=lambda i: (self.dates[i], i)):
             by_date.setdefault(self.dates[index], []).append(self.texts[index].replace("\n", " / "))
         text = "\n".join(f"[{date}] " + " | ".join(parts) for date, parts in by_date.items())
         return Retrieval(tuple(self.items[i].id for i in top), text, tuple(by_date),

@@ -10,7 +10,8 @@ the input file. The Response carries the answer and the retrieved item ids (scor
 evidence_recall@k).
 
 Options (``--set KEY=VALUE`` in eval, ``--set memorybank.KEY=VALUE`` in run): ``model``,
-``retrieval`` (hybrid|released), ``top_k`` (hybrid, 5), ``embedding`` (sentence-transformers name
+``retrieval`` (hybrid|released), ``top_k`` (hybrid ids reported, 5), ``prompt_k`` (hybrid exchanges
+in the prompt, 3), ``embedding`` (sentence-transformers name
 or path, default all-MiniLM-L6-v2), ``dense_weight`` (auto), ``forgetting`` (off|paper|released),
 ``forget_seed`` (0), ``summaries`` (store|generate), ``prompt_format`` (chat|released),
 ``postprocess`` (intended|released: also deletes every colon), ``max_new_tokens`` (48; the
@@ -56,12 +57,12 @@ class MemoryBankSystem(System):
 
     name = "memorybank"
     description = "MemoryBank / SiliconFriend: dated memory, summaries, retrieval, forgetting, companion prompt"
-    option_names = ("model", "retrieval", "top_k", "embedding", "dense_weight", "forgetting", "forget_seed", "summaries",
+    option_names = ("model", "retrieval", "top_k", "prompt_k", "embedding", "dense_weight", "forgetting", "forget_seed", "summaries",
                     "prompt_format", "postprocess", "max_new_tokens", "do_sample", "top_p", "seed", "batch_size",
                     "dtype", "device", "no_cache", "cache_path", "trust_remote_code", "progress")
 
     def __init__(self, task: Any, **options: Any) -> None:
-        options = {key.removeprefix("memorybank."): value for key, value in options.items()}
+        options = {key.removeprefix("memorybank.").removeprefix("silicon_friend."): value for key, value in options.items()}
         super().__init__(task, **options)
         for key, valid in CHOICES.items():
             if key in options and str(options[key]) not in valid:
@@ -70,6 +71,7 @@ class MemoryBankSystem(System):
         dense = options.get("dense_weight", "auto")
         self.settings = RetrievalSettings(
             mode=mode, top_k=_number("top_k", options.get("top_k", 5), int),
+            prompt_k=_number("prompt_k", options.get("prompt_k", 3), int),
             embedding=str(options.get("embedding", RetrievalSettings.embedding)),
             dense_weight=None if str(dense) == "auto" else _number("dense_weight", dense, float))
         self.forgetting = str(options.get("forgetting", "off"))
@@ -211,3 +213,10 @@ class MemoryBankSystem(System):
         """Close the generation cache."""
         if getattr(self, "cache", None) is not None:
             self.cache.close()
+
+
+class SiliconFriendSystem(MemoryBankSystem):
+    """The same system under the companion's name, so ``dialbench train silicon_friend`` has a system to feed."""
+
+    name = "silicon_friend"
+    description = "SiliconFriend (MemoryBank companion); same options as memorybank"
