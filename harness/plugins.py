@@ -34,6 +34,8 @@ for _name, _target in (
     ("spt", "models.spt.system:SPTSystem"),
     ("magic", "models.magic.system:MagicSystem"),
     ("comedy", "models.comedy.system:ComedySystem"),
+    ("memorybank", "models.memorybank.system:MemoryBankSystem"),
+    ("silicon_friend", "models.memorybank.system:SiliconFriendSystem"),
 ):
     SYSTEMS.add_lazy(_name, _target)
 
@@ -48,6 +50,7 @@ for _name, _target in (
     ("spt", "models.spt.recipe:SPTRecipe"),
     ("magic", "models.magic.recipe:MagicRecipe"),
     ("comedy", "models.comedy.recipe:ComedyRecipe"),
+    ("silicon_friend", "models.memorybank.recipe:SiliconFriendRecipe"),
 ):
     RECIPES.add_lazy(_name, _target)
 

@@ -36,9 +36,9 @@ FLAG_OPTIONS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", required=True, metavar="SOURCE",
+    parser.add_argument("--model", default="embedded:smollm2-135m-instruct", metavar="SOURCE",
                         help="model folder, .gguf file, adapter folder, DeepSpeed checkpoint, hub id, or "
-                             "embedded:smollm2-135m-instruct")
+                             "embedded:smollm2-135m-instruct (the default)")
     add_task_arguments(parser, tasks_required=True)
     parser.add_argument("--system", default=DEFAULT_SYSTEM, help=f"system that runs the model (default {DEFAULT_SYSTEM})")
     parser.add_argument("--batch-size", dest="batch_size", help="rows per batch, or 'auto' (default)")
