@@ -223,23 +223,28 @@ def run_system(system_spec: SystemSpec, task_specs: Sequence[TaskSpec], output_d
     from harness.runlock import exclusive
 
     output_dir = Path(check_output_dir(output_dir, "run directory"))
-    created = not output_dir.exists()
+    created = [folder for folder in (output_dir, *output_dir.parents) if not folder.exists()]
     output_dir.mkdir(parents=True, exist_ok=True)
     try:
         with exclusive(output_dir):
             return _run_system(system_spec, task_specs, output_dir, seed=seed, resume=resume, command=command)
     except BaseException:
         if created and not (output_dir / "results.json").exists():
-            _remove_unfinished(output_dir)
+            _remove_unfinished(created)
         raise
 
 
-def _remove_unfinished(output_dir: Path) -> None:
-    """Remove a run directory this run created and finished nothing in (only the lock file and
-    partial files the run itself wrote can be there)."""
+def _remove_unfinished(created: Sequence[Path]) -> None:
+    """Remove the folders this run created (run directory first, then its new parents) when it
+    finished nothing: only its lock file can be in them, and an empty folder helps nobody."""
     import shutil
 
-    shutil.rmtree(output_dir, ignore_errors=True)
+    shutil.rmtree(created[0], ignore_errors=True)
+    for folder in created[1:]:
+        try:
+            folder.rmdir()  # only while empty: another run may have started writing beside ours
+        except OSError:
+            break
 
 
 def settings_conflict(system_spec: SystemSpec, task_specs: Sequence[TaskSpec], output_dir: str | Path,

@@ -39,7 +39,8 @@ def test_eval_writes_run_directory_and_warm_rerun_generates_nothing(tiny_llama_d
     assert main(eval_args(tiny_llama_dir, tmp_path / "warm", tmp_path / "gen.sqlite", "--limit", "6")) == 0
     warm = json.loads((tmp_path / "warm" / "config.json").read_text())["task_runs"]["convai2_persona"]["system"]
     assert warm["engine_stats"].get("generate_computed", 0) == 0 and warm["engine_stats"]["generate_cached"] == 6
-    assert "model" not in warm  # nothing to compute, so the model was never loaded
+    # nothing to compute, so the model was never loaded: its source is described from the spec alone
+    assert set(warm["model"]) <= {"source", "dtype", "quantisation"} and set(system["model"]) != set(warm["model"])
     assert json.loads((tmp_path / "warm" / "results.json").read_text())["results"]["convai2_persona"] == results
 
 
