@@ -38,16 +38,19 @@ bench: setup
 	$(PY) benchmarks/generation.py
 	$(PY) benchmarks/training.py
 
+# Run directories are named SYSTEM-<settings digest>; the gate folder is rebuilt, so each system has one.
 gate: setup
-	$(PY) -m harness run --systems $(subst $(eval) ,$(comma),$(GATE_SYSTEMS)) --output $(GATE_DIR) --table $(GATE_DIR)/leaderboard.md --fresh >/dev/null
+	rm -rf $(GATE_DIR)
+	$(PY) -m harness run --systems $(subst $(eval) ,$(comma),$(GATE_SYSTEMS)) --output $(GATE_DIR) --table $(GATE_DIR)/leaderboard.md >/dev/null
 	@worst=0; for s in $(GATE_SYSTEMS); do \
-	  $(PY) -m harness regress --two-sided $(BASELINE_DIR)/$$s.json $(GATE_DIR)/$$s; rc=$$?; \
+	  $(PY) -m harness regress --two-sided $(BASELINE_DIR)/$$s.json $(GATE_DIR)/$$s-*; rc=$$?; \
 	  [ $$rc -gt $$worst ] && worst=$$rc; done; exit $$worst
 
 gate-baseline: setup
-	$(PY) -m harness run --systems $(subst $(eval) ,$(comma),$(GATE_SYSTEMS)) --output $(GATE_DIR) --table $(GATE_DIR)/leaderboard.md --fresh >/dev/null
+	rm -rf $(GATE_DIR)
+	$(PY) -m harness run --systems $(subst $(eval) ,$(comma),$(GATE_SYSTEMS)) --output $(GATE_DIR) --table $(GATE_DIR)/leaderboard.md >/dev/null
 	mkdir -p $(BASELINE_DIR)
-	for s in $(GATE_SYSTEMS); do $(PY) -m harness regress --write-baseline $(GATE_DIR)/$$s > $(BASELINE_DIR)/$$s.json; done
+	for s in $(GATE_SYSTEMS); do $(PY) -m harness regress --write-baseline $(GATE_DIR)/$$s-* > $(BASELINE_DIR)/$$s.json; done
 
 clean:
 	rm -rf runs .pytest_cache .tox

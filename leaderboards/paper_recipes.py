@@ -11,7 +11,7 @@ published system 'X' for task 'convai2_persona'; valid: ...``. Schema (``?`` = o
      "systems": [{"name": SYSTEM, "options"?: {..}, "train"?: {"presets": [PRESET..]},
                   "weights"?: "how to get released weights (shown by --list)"}],
      "tasks": [{"task": TASK, "protocol"?: str, "options"?: {..}, "profile": PROFILE,
-                "data": {"what": "which file the paper used", "expected"?: {"dialogues"?: int, "examples"?: int},
+                "data": {"what": "which file the paper used", "expected"?: {"dialogues"?: int, "turns"?: int, "examples"?: int},
                          "holdout"?: fraction evaluated when a trained system trains on the same file},
                 "compare": [{"published": SYSTEM_IN_published.json, "metrics": [METRIC..],
                              "different_recipe"?: "why these numbers are not comparable (shown, no delta)"}]}]}
@@ -166,8 +166,8 @@ def load_recipe(path: str | Path) -> PaperRecipe:
         df.check_keys(["what", "expected", "holdout"])
         expected = dict(df.get("expected", dict, {}))
         for key, value in expected.items():
-            if key not in ("dialogues", "examples") or not isinstance(value, int) or isinstance(value, bool):
-                raise df.error(f"expected.{key}", "expected 'dialogues' or 'examples' with an integer count")
+            if key not in ("dialogues", "turns", "examples") or not isinstance(value, int) or isinstance(value, bool):
+                raise df.error(f"expected.{key}", "expected 'dialogues', 'turns' or 'examples' with an integer count")
         holdout = df.get("holdout", (int, float), None)
         if holdout is not None and not 0 < holdout < 1:
             raise df.error("holdout", f"must be a fraction between 0 and 1, got {holdout}")

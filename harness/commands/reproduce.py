@@ -156,7 +156,8 @@ def check_counts(task: Any, path: Path | None) -> str:
         return f"{task.task}: no --data given: the bundled synthetic sample was used, so the numbers mean nothing"
     instance = TASKS.get(task.task)(protocol=task.protocol, **dict(task.options))
     dialogues = instance.load(path)
-    counts = {"dialogues": len(dialogues), "examples": len(instance.build_examples(dialogues))}
+    counts = {"dialogues": len(dialogues), "turns": sum(len(d.turns) for d in dialogues),
+              "examples": len(instance.build_examples(dialogues))}
     wrong = [f"{counts[k]} {k} (the paper's data has {v})" for k, v in task.expected.items() if counts[k] != v]
     if wrong:
         line = f"{task.task}: {path} has {', '.join(wrong)}: these numbers are not on the paper's data"

@@ -32,7 +32,7 @@ def write(tmp_path, data, name="multiesc"):
     (lambda d: d["systems"][0].update(name="gpt5"), "systems[0].name", "unknown system 'gpt5'"),
     (lambda d: d["tasks"][0].update(profile="bleurt"), "tasks[0].profile", "bleurt"),
     (lambda d: d["tasks"][0].update(protocol="first"), "tasks[0].protocol", "first"),
-    (lambda d: d["tasks"][0]["data"]["expected"].update(turns=3), "tasks[0].data.expected.turns", "integer count"),
+    (lambda d: d["tasks"][0]["data"]["expected"].update(utterances=3), "tasks[0].data.expected.utterances", "integer count"),
     (lambda d: d.update(colour="red"), "colour", "unknown field"),
     (lambda d: d.pop("title"), "title", "missing"),
 ])

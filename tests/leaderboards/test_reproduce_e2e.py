@@ -36,11 +36,12 @@ def test_baseline_recipe_withholds_deltas_on_other_data_and_other_recipes(tmp_pa
                  "--output", str(out)])
     assert code == 0
     captured = capsys.readouterr()
-    assert "(the paper's data has 195)" in captured.err  # valid.txt is not MultiESC's test split
+    # valid.txt has as many dialogues as MultiESC's test split (195), but not its 4752 turns
+    assert "4467 turns (the paper's data has 4752)" in captured.err
     lines = json.loads((out / "reproduce.json").read_text())["lines"]
     multiesc = {l["metric"]: l for l in lines if l["published_system"] == "MultiESC"}
     # valid.txt is not MultiESC's 195-dialogue test split: comparability withholds the delta and says why
-    assert multiesc["Bleu_2"]["delta"] is None and "MultiESC test.txt has 195 dialogues" in multiesc["Bleu_2"]["match"]
+    assert multiesc["Bleu_2"]["delta"] is None and "MultiESC test.txt has 4752 turns, ours 4467" in multiesc["Bleu_2"]["match"]
     assert multiesc["Bleu_2"]["ours"] is not None and multiesc["Bleu_2"]["published"] == 9.18
     dialogpt = [l for l in lines if l["published_system"].startswith("DialoGPT")]
     assert dialogpt and all(l["delta"] is None and "original ESConv split" in l["match"] for l in dialogpt)
