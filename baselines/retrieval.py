@@ -1,8 +1,9 @@
 """``retrieval``: TF-IDF nearest neighbour, the classic non-generative dialogue baseline.
 
 For ordinary tasks it answers with the training response whose context is most similar to the test
-context (and predicts that training example's label). For memory tasks (examples that carry a
-MemoryStore) it ranks the user's own memory items against the question, reports the top-k item ids
+context (and predicts that training example's label). For memory questions (examples that carry a
+MemoryStore and a ``question`` input, as MemoryBank's probes do) it ranks the user's own memory
+items against the question, reports the top-k item ids
 as retrieved evidence and answers with the best item, the retrieval stage of MemoryBank without a
 generator. scikit-learn provides the vectoriser; similarity is one sparse matrix product per batch.
 """
@@ -26,6 +27,14 @@ def context_text(example: Example, last_turns: int) -> str:
         elif isinstance(value, (list, tuple)):
             parts.extend(v for v in value if isinstance(v, str))
     return "\n".join(parts)
+
+
+def asks_memory(example: Example) -> bool:
+    """Return True for a question about the user's memory: a store to search and a question to search
+    with. Examples that carry memory for other reasons (Dolphin's past sessions, which a system like
+    COMEDY summarises itself) keep the nearest-neighbour answer over training contexts."""
+    question = example.inputs.get("question")
+    return example.memory is not None and bool(example.memory.items) and isinstance(question, str) and bool(question.strip())
 
 
 class RetrievalSystem(System):
@@ -62,8 +71,8 @@ class RetrievalSystem(System):
 
     def respond(self, examples: Sequence[Example]) -> list[Response]:
         """Return nearest-neighbour responses, in order."""
-        with_memory = [e for e in examples if e.memory is not None and e.memory.items]
-        plain = [e for e in examples if not (e.memory is not None and e.memory.items)]
+        with_memory = [e for e in examples if asks_memory(e)]
+        plain = [e for e in examples if not asks_memory(e)]
         answers = {r.example_id: r for r in self._respond_from_memory(with_memory)}
         answers.update((r.example_id, r) for r in self._respond_from_training(plain))
         return [answers[e.id] for e in examples]
