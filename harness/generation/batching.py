@@ -17,7 +17,8 @@ import torch
 
 from harness.errors import UserError
 from harness.generation.decoding import RowControl, Sampling, StopStrings, as_processor, row_seed
-from harness.generation.prefix import chain_forward, count_work, decode_loop, forward_parameters, soft_prompted
+from harness.generation.capabilities import forward_parameters, soft_prompted
+from harness.generation.prefix import chain_forward, count_work, decode_loop
 from harness.generation.prompts import Row, model_inputs
 
 if TYPE_CHECKING:

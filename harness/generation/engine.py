@@ -39,7 +39,8 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from harness.errors import UserError
 from harness.generation.cache import GenerationCache, make_key
 from harness.generation.config import ENGINE_VERSION, Continuation, EncoderHook, GenerationConfig, Prompt
-from harness.generation.prompts import PrefixTable, check_uniform, encode_pair, encode_prompt, prompt_json
+from harness.generation.prompts import check_uniform, encode_pair, encode_prompt, prompt_json
+from harness.generation.state import PrefixTable
 from harness.generation.state import ModelState
 
 if TYPE_CHECKING:

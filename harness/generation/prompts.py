@@ -8,7 +8,6 @@ soft prefixes never reuse each other's keys/values.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -18,42 +17,10 @@ from harness.errors import UserError
 from harness.generation.config import Continuation, Prompt, TokenPrompt, plain_chat
 
 if TYPE_CHECKING:
-    from harness.generation.state import ModelState
+    from harness.generation.state import ModelState, PrefixTable
 
 NO_TYPE = -1
 """Signature stand-in for the token type of an untyped row."""
-
-
-class PrefixTable:
-    """Named soft-prompt embeddings ([virtual tokens, hidden]) that ``TokenPrompt.prefix`` refers to."""
-
-    def __init__(self) -> None:
-        self._tables: dict[str, torch.Tensor] = {}
-        self._hashes: dict[str, str] = {}
-
-    def register(self, name: str, embeddings: torch.Tensor) -> str:
-        """Store ``embeddings`` under ``name`` and return their content hash (part of cache keys)."""
-        if not isinstance(embeddings, torch.Tensor) or embeddings.dim() != 2 or embeddings.shape[0] < 1:
-            raise UserError(f"prefix '{name}': expected a [virtual tokens, hidden] tensor")
-        table = embeddings.detach().to("cpu").contiguous()
-        digest = hashlib.sha256(f"{tuple(table.shape)}|{table.dtype}|".encode())
-        digest.update(table.view(torch.uint8).numpy().tobytes())
-        self._tables[name], self._hashes[name] = table, digest.hexdigest()
-        return self._hashes[name]
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._tables
-
-    def table(self, name: str) -> torch.Tensor:
-        return self._tables[self._known(name)]
-
-    def digest(self, name: str) -> str:
-        return self._hashes[self._known(name)]
-
-    def _known(self, name: str) -> str:
-        if name not in self._tables:
-            raise UserError(f"token prompt: prefix '{name}' is not registered (Generator.register_prefix)")
-        return name
 
 
 @dataclass(frozen=True)

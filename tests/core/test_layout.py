@@ -26,15 +26,12 @@ def project_modules() -> dict[str, Path]:
 
 
 def imports_of(path: Path, modules: dict[str, Path]) -> set[str]:
-    """Every project module ``path`` imports, at any depth of the file (function-level imports too)."""
+    """Every project module ``path`` imports, at any depth of the file (function-level and
+    ``TYPE_CHECKING`` imports too: two rooms that name each other lean on each other)."""
     found: set[str] = set()
     this = module_name(path)
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    type_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
-                 for n in ast.walk(block)}
     for node in ast.walk(tree):
-        if id(node) in type_only:
-            continue  # annotations only: never executed, so never part of a runtime circle
         names: list[str] = []
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
