@@ -122,10 +122,14 @@ def _generate_once(state: "ModelState", rows: list[Row], keys: list[str], cfg: "
         no_repeat_ngram_size=0, encoder_no_repeat_ngram_size=0, min_new_tokens=0,
         length_penalty=1.0, temperature=1.0, top_k=50, top_p=1.0,
     )
-    extra = {"stopping_criteria": StopStrings(state.tokenizer, cfg.stop).criteria(generated_from)} if cfg.stop else {}
+    from transformers import StoppingCriteriaList
+
+    criteria = StoppingCriteriaList([_step_reporter(state, len(rows), generated_from, cfg.max_new_tokens)])
+    if cfg.stop:
+        criteria.extend(StopStrings(state.tokenizer, cfg.stop).criteria(generated_from))
     with torch.inference_mode():
         out = state.model.generate(**inputs, generation_config=hf_config, logits_processor=as_processor(control),
-                                   **extra)
+                                   stopping_criteria=criteria)
     steps = out.shape[1] - generated_from
     rows_run = len(rows) * cfg.num_beams
     count_work(state.stats, rows_run * (width + steps), rows_run * (1 + steps),
@@ -138,6 +142,18 @@ def _generate_once(state: "ModelState", rows: list[Row], keys: list[str], cfg: "
         state.stats["new_tokens"] += len(ids) if cut is None else cut + 1
         state.stats["prompt_tokens"] += len(row)
     return texts, control.margins
+
+
+def _step_reporter(state: "ModelState", rows: int, generated_from: int, max_new_tokens: int) -> Any:
+    """Return a stopping criterion that reports each ``generate`` step to the progress callback and stops nothing."""
+    from transformers import StoppingCriteria
+
+    class _StepReporter(StoppingCriteria):
+        def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
+            state.report_step(0, rows, input_ids.shape[1] - generated_from, max_new_tokens)
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+    return _StepReporter()
 
 
 def score_rows(state: "ModelState", requests: list[tuple[Row, Row, list[int]]],

@@ -187,8 +187,10 @@ class Generator:
     def _progress(self, total: int, done: int, what: str) -> Any:
         from tqdm.auto import tqdm
 
+        # Counts move by fractions of an example while a batch decodes; the format shows whole examples.
         return tqdm(total=total, initial=done, desc=what, unit="ex", disable=not self.progress,
-                    file=sys.stderr, dynamic_ncols=True, leave=False)
+                    file=sys.stderr, dynamic_ncols=True, leave=False,
+                    bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]")
 
     # --- public API ----------------------------------------------------------------------------
     def generate(self, prompts: Sequence[Prompt], cfg: GenerationConfig, *,
@@ -270,13 +272,27 @@ class Generator:
                 wanted = [i for i in batch if unique[i] in todo]
                 if not wanted:
                     return
-                values = compute(state, wanted, encoded, unique)
+                shown = [0.0]  # of this batch, in examples; only ever grows (near-tie re-runs report less)
+
+                def on_step(done: float) -> None:
+                    if done > shown[0]:
+                        bar.update(min(done, len(wanted)) - shown[0])
+                        shown[0] = min(done, len(wanted))
+
+                state.on_step = on_step
+                try:
+                    values = compute(state, wanted, encoded, unique)
+                except BaseException:
+                    bar.update(-shown[0])  # an out-of-memory retry recomputes these rows in smaller batches
+                    raise
+                finally:
+                    state.on_step = None
                 answers = {unique[i]: v for i, v in zip(wanted, values)}
                 if self.cache is not None and cacheable:
                     self.cache.put_many(kind, self.fingerprint, answers)
                 found.update(answers)
                 self.stats[f"{kind}_computed"] += len(wanted)
-                bar.update(len(wanted))
+                bar.update(len(wanted) - shown[0])
                 elapsed = max(time.perf_counter() - started, 1e-9)
                 bar.set_postfix_str(f"{(self.stats[counter] - counted_before) / elapsed:.1f} tok/s")
 

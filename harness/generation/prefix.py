@@ -288,6 +288,7 @@ def decode_loop(state: "ModelState", rows: list[Row], control: RowControl, cfg: 
             generated[active[j]].append(token)
             done[j] = stop_check(generated[active[j]])
         live = [j for j, finished in enumerate(done) if not finished]
+        state.report_step(len(rows) - len(live), len(live), step + 1, cfg.max_new_tokens)
         if not live or step == cfg.max_new_tokens - 1:
             break
         if len(active) - len(live) >= max(1, len(active) // 8):

@@ -10,7 +10,7 @@ import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -60,6 +60,15 @@ class ModelState:
     stats: Counter[str] = field(default_factory=Counter)
     prefixes: PrefixTable = field(default_factory=PrefixTable)
     tie_margin_override: float | None = None
+    # Set by the engine around each planned batch: called after every decoding step with how many of
+    # the batch's rows are done, counting a running row as steps/max_new_tokens (so the bar moves
+    # while a batch decodes instead of jumping when it ends).
+    on_step: Callable[[float], None] | None = None
+
+    def report_step(self, finished: int, running: int, step: int, max_new_tokens: int) -> None:
+        """Tell the progress callback how far the current batch is (see ``on_step``)."""
+        if self.on_step is not None and max_new_tokens > 0:
+            self.on_step(finished + running * min(step, max_new_tokens) / max_new_tokens)
 
     @cached_property
     def seq2seq(self) -> bool:
