@@ -16,8 +16,58 @@ def profile_names() -> list[str]:
 
 def get_profile(name: str, **options: Any):
     """Return the profile ``name`` (a UserError listing the choices when unknown), rebuilt with
-    ``options`` when given (e.g. ``get_profile("spt", bertscore_model="/path", bertscore_layers=12)``)."""
-    return PROFILES.get(name).with_options(**options)
+    ``options`` when given (e.g. ``get_profile("spt", bertscore_model="/path", bertscore_layers=12)``).
+
+    ``name`` may carry options as the command line writes them, ``NAME:KEY=VALUE,KEY=VALUE``
+    (``--profile convai2_persona=spt:rouge_aggregate=bootstrap_median,distinct_split=space``); keyword
+    ``options`` win over those.
+    """
+    base, _, written = name.partition(":")
+    profile = PROFILES.get(base)
+    return profile.with_options(**{**parse_profile_options(profile, written), **options})
+
+
+def parse_profile_options(profile: Any, written: str) -> dict[str, Any]:
+    """Return ``KEY=VALUE,...`` as keyword options of ``profile``'s factory, each value converted to
+    the type of that option's default (bool from true/false, None from none)."""
+    import inspect
+
+    from harness.errors import UserError
+
+    if not written.strip():
+        return {}
+    if profile.factory is None:
+        raise UserError(f"profile '{profile.name}' takes no options")
+    defaults = {k: p.default for k, p in inspect.signature(profile.factory).parameters.items()}
+    options: dict[str, Any] = {}
+    for part in written.split(","):
+        key, eq, value = (x.strip() for x in part.partition("="))
+        if not eq or not key:
+            raise UserError(f"profile '{profile.name}': option '{part}' is not KEY=VALUE")
+        if key not in defaults:
+            raise UserError(f"profile '{profile.name}' has no option '{key}' "
+                            f"({'options: ' + ', '.join(defaults) if defaults else 'it takes none'})")
+        options[key] = _converted(profile.name, key, value, defaults[key])
+    return options
+
+
+def _converted(profile: str, key: str, value: str, default: Any) -> Any:
+    from harness.errors import UserError
+
+    if value.lower() == "none":
+        return None
+    try:
+        if isinstance(default, bool):
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(value)
+            return value.lower() in ("true", "1")
+        if isinstance(default, int):
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+    except ValueError:
+        raise UserError(f"profile '{profile}' option {key}: '{value}' is not a {type(default).__name__}") from None
+    return value
 
 
 def table_scale(signature: str, metric: str) -> float:

@@ -64,3 +64,25 @@ def test_bertscore_model_by_name_enters_the_signature() -> None:
     unknown = BertScore("/models/my-bert", None)
     assert unknown.layers() is None
     assert parse("profile:spt|unit:percent")["unit"] == "percent"
+
+
+def test_switches_from_the_command_line_spelling(tmp_path, capsys) -> None:
+    """``--profile TASK=spt:KEY=VALUE,...`` (run, eval) and ``score --profile spt:...`` reach the same switches."""
+    from harness.cli import main
+
+    written = get_profile("spt:bertscore=false,distinct_split=space,rouge_aggregate=bootstrap_median,rouge_seed=7")
+    assert written.options == get_profile("spt", bertscore=False, distinct_split="space",
+                                          rouge_aggregate="bootstrap_median", rouge_seed=7).options
+    for bad, message in [("spt:distinct=space", "has no option 'distinct'"), ("spt:bertscore=maybe", "not a bool"),
+                         ("spt:rouge_seed", "not KEY=VALUE"), ("parlai:x=1", "it takes none")]:
+        with pytest.raises(UserError, match=message):
+            get_profile(bad)
+    hyps, refs = tmp_path / "h.txt", tmp_path / "r.txt"
+    hyps.write_text("a b\na b\n: x\n", encoding="utf-8")
+    refs.write_text("a\nb\nc\n", encoding="utf-8")
+    assert main(["score", "--hypotheses", str(hyps), "--references", str(refs), "--json", "--resamples", "0",
+                 "--profile", "spt:bertscore=false,distinct_split=space"]) == 0
+    import json
+
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["Dist-1"] == pytest.approx(60.0) and "tok:space" in out["signature"]
