@@ -12,13 +12,15 @@ plus the dense cosine where the encoder knows the language (``dense_weight``; al
 English-only, so it gets no weight on Chinese unless another encoder is named). The ids of the
 best ``top_k`` (5) are reported; the best ``prompt_k`` (3) go into the prompt text. Conversation
 structure is used, not question rules: an exchange also gets ``follow`` x the score of the exchange
-before it on the same date (answers follow the turn that raised the topic) and ``lead`` x the one
-after it; a date's summary score is added to that date's exchanges (``summary_weight``); a date the
+before it on the same date (answers follow the turn that raised the topic), ``answer_follow`` x
+instead when that exchange's reply ended by asking the user something (the next user turn is the
+answer: "how many are in your group?" -> "about eight"), and ``lead`` x the one after it; a date's summary score is added to that date's exchanges (``summary_weight``); a date the
 question names explicitly ("On April 27th", "4月27日") adds ``date_bonus``. Exchanges are returned
 ranked, summaries listed after them.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -44,6 +46,7 @@ class RetrievalSettings:
     embedding: str = DEFAULT_ENCODER
     dense_weight: float | None = None
     follow: float = 0.5
+    answer_follow: float = 0.8
     lead: float = 0.2
     date_bonus: float = 1.0
     summary_weight: float = 0.3
@@ -71,6 +74,14 @@ class Retrieval:
     text: str
     dates: tuple[str, ...]
     scores: dict[str, float] = field(default_factory=dict)
+
+
+_ASKED = re.compile(r"[?？][^。！!？?.]{0,12}$")
+
+
+def asks_user(reply: str) -> bool:
+    """Return True when a reply ends by asking the user something (a question mark in its last clause)."""
+    return bool(_ASKED.search(reply.strip()))
 
 
 def released_document(item: MemoryItem, user: str = "User", bot: str = "AI") -> str:
@@ -128,6 +139,8 @@ class MemoryRetriever:
             self.texts = [f"{i.meta.get('query', i.text)}\n{i.meta.get('response', '')}" if i.kind != "summary" else i.text
                           for i in self.items]
         self.dates = [str(item.date) for item in self.items]
+        self.asked = np.array([item.kind != "summary" and asks_user(str(item.meta.get("response", "")))
+                               for item in self.items], dtype=bool)
         self.dense_weight = 1.0 if settings.mode == "released" else settings.dense_weight_for(language)
         self.index = VectorIndex(encoder(settings.embedding).encode(self.texts)) if self.dense_weight and self.items else None
         self.lexical = BM25(self.texts, language, question_weight=settings.question_weight) \
@@ -171,7 +184,9 @@ class MemoryRetriever:
         same_before = np.r_[False, (dates[1:] == dates[:-1]) & exchange[1:] & exchange[:-1]]
         before = np.r_[0.0, score[:-1]] * same_before
         after = np.r_[score[1:], 0.0] * np.r_[same_before[1:], False]
-        final = score + self.settings.follow * before + self.settings.lead * after
+        asked_before = np.r_[False, self.asked[:-1]]
+        follow = np.where(asked_before, self.settings.answer_follow, self.settings.follow)
+        final = score + follow * before + self.settings.lead * after
         for index in np.flatnonzero(~exchange):
             final = final + self.settings.summary_weight * score[index] * ((dates == dates[index]) & exchange)
         named = mentioned_dates(query, self.dates)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from harness.records import MemoryItem
-from models.memorybank.retrieval import (MemoryRetriever, RetrievalSettings, expand_neighbours, released_document,
-                                         released_order)
+from models.memorybank.retrieval import (MemoryRetriever, RetrievalSettings, asks_user, expand_neighbours,
+                                         released_document, released_order)
 from tasks.memorybank import MemoryBankProbeTask
 
 SAMPLE_EN = Path(__file__).resolve().parents[2] / "tasks" / "samples" / "formats" / "memorybank_en"
@@ -56,8 +56,10 @@ def test_hybrid_recall_on_the_published_chinese_probes(shared_data):
     examples = task.build_examples(task.load(shared_data / "memorybank"))
     assert task.language == "zh" and len(examples) == 100
     recall = _recall(examples, "zh", RetrievalSettings())
-    # measured 0.659 / 0.959 / 0.984 (the upper bound of recall@1 is 0.835: 30 questions have 2-4 gold exchanges)
-    assert recall[1] >= 0.65 and recall[3] >= 0.95 and recall[5] >= 0.98, recall
+    # measured 0.689 / 0.959 / 0.984 (the upper bound of recall@1 is 0.835: 30 questions have 2-4 gold exchanges);
+    # 0.659 without the answer handoff (answer_follow = follow)
+    assert recall[1] >= 0.68 and recall[3] >= 0.95 and recall[5] >= 0.98, recall
+    assert _recall(examples, "zh", RetrievalSettings(answer_follow=0.5))[1] < recall[1]
 
 
 def test_hybrid_with_the_same_settings_on_the_english_sample(tmp_path):
@@ -86,3 +88,15 @@ def test_explicit_dates_in_the_question_are_honoured():
 def test_settings_refuse_unknown_modes():
     with pytest.raises(Exception, match="not one of hybrid, released"):
         RetrievalSettings(mode="bm25")
+
+
+def test_a_reply_that_asks_hands_its_score_to_the_next_exchange():
+    assert asks_user("你们组的小组成员人数多吗？") and asks_user("你健身的目标是什么？加油") and asks_user("Why? ")
+    assert not asks_user("Why? Because it rains. That sounds great.") and not asks_user("")
+    items = [MemoryItem("d#0", "", "2023-05-01", "exchange", {"query": "I formed a badminton group", "response": "How many people are in it?"}),
+             MemoryItem("d#1", "", "2023-05-01", "exchange", {"query": "About eight colleagues", "response": "Nice"}),
+             MemoryItem("d#2", "", "2023-05-01", "exchange", {"query": "I also like chess", "response": "Cool"})]
+    question = "how many people are in my badminton group"
+    handed = MemoryRetriever(items, "en", RetrievalSettings(dense_weight=0.0, answer_follow=1.5)).retrieve(question)
+    plain = MemoryRetriever(items, "en", RetrievalSettings(dense_weight=0.0, answer_follow=0.5)).retrieve(question)
+    assert handed.ids[0] == "d#1" and plain.ids[0] == "d#0"
