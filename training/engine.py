@@ -99,11 +99,16 @@ def _trainer_class(job: TrainingJob) -> type:
     base = job.trainer_class or Trainer
 
     class PerplexityTrainer(base):  # type: ignore[misc, valid-type]
-        """Adds ``eval_ppl`` = exp(eval_loss): HF's token-mean loss averaged over eval batches."""
+        """Adds ``eval_ppl`` = exp(eval_loss): HF's token-mean loss averaged over eval batches.
+
+        A trainer whose loss adds other terms to the NLL (SPT) defines ``perplexity_loss(logs)`` to
+        return the NLL part, so its perplexity is a perplexity and not exp of the whole objective.
+        """
 
         def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
             if "eval_loss" in logs:
-                logs["eval_ppl"] = perplexity(logs["eval_loss"])
+                nll = getattr(self, "perplexity_loss", None)
+                logs["eval_ppl"] = perplexity(nll(logs) if nll is not None else logs["eval_loss"])
             super().log(logs, *args, **kwargs)
 
     return PerplexityTrainer

@@ -58,6 +58,7 @@ def trainer_class() -> type:
             super().__init__(*args, **kwargs)
             self._term_sums: dict[str, float] = {}
             self._term_count = 0
+            self._eval_nll: list[float] = []
 
         def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, **kwargs: Any) -> Any:
             outputs = model(**inputs)
@@ -78,8 +79,18 @@ def trainer_class() -> type:
                             ignore_keys: Any = None) -> tuple[Any, None, None]:
             inputs = self._prepare_inputs(inputs)
             with torch.no_grad():
-                loss = model(**inputs)["loss"].detach()
-            return loss, None, None
+                outputs = model(**inputs)
+            self._eval_nll.append(float(outputs["loss_nll"]))
+            return outputs["loss"].detach(), None, None
+
+        def perplexity_loss(self, logs: dict[str, float]) -> float:
+            """Return the evaluation's mean NLL term (all K prompted copies), also logged as ``eval_loss_nll``:
+            ``eval_loss`` is the whole objective (NLL + selection + fusion + contrastive)."""
+            if not self._eval_nll:
+                return logs["eval_loss"]
+            logs["eval_loss_nll"] = sum(self._eval_nll) / len(self._eval_nll)
+            self._eval_nll = []
+            return logs["eval_loss_nll"]
 
         def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
             if self.args.should_save:

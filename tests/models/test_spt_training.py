@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from dataclasses import replace
@@ -46,6 +47,9 @@ def test_paper_presets_train_two_steps_and_reload(tmp_path: Path, name: str, kin
                     report_to=(), overrides={"spt.train_fraction": 0.5})
     assert summary["global_step"] == 2
     assert all(loss == loss for loss in summary["losses"])  # finite, not NaN
+    evals = summary["evaluations"]
+    assert evals and all(e["eval_ppl"] == pytest.approx(math.exp(e["eval_loss_nll"])) for e in evals)
+    assert all(e["eval_loss_nll"] <= e["eval_loss"] for e in evals)  # ppl is from the NLL, not the whole objective
     assert (out / "spt.safetensors").is_file() and (out / "base" / "config.json").is_file()
     config = json.loads((out / "adapter_config.json").read_text())
     assert config["spt"]["num_virtual_tokens"] == preset.model["spt"]["num_virtual_tokens"]
