@@ -24,6 +24,19 @@ class System(ABC):
     uses_training_data: ClassVar[bool] = False
     option_names: ClassVar[tuple[str, ...]] = ()
 
+    @classmethod
+    def flag(cls, options: dict[str, Any], key: str, default: bool) -> bool:
+        """Return a true/false option given as a bool or as text (``--set`` values arrive as text);
+        anything but true/false/1/0/yes/no is a UserError naming the system and the option."""
+        value = options.get(key, default)
+        if isinstance(value, bool):
+            return value
+        word = str(value).strip().lower()
+        if word not in ("true", "false", "1", "0", "yes", "no"):
+            raise UserError(f"system '{getattr(cls, 'name', cls.__name__)}' option {key}: expected true or false, "
+                            f"got '{value}'")
+        return word in ("true", "1", "yes")
+
     def __init__(self, task: Task, **options: Any) -> None:
         unknown = sorted(set(options) - set(self.option_names))
         if unknown:

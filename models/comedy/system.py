@@ -53,10 +53,6 @@ def _int(options: dict[str, Any], name: str, default: int) -> int:
         raise UserError(f"system 'comedy' option {name}: expected an integer, got '{options.get(name)}'") from None
 
 
-def _flag(options: dict[str, Any], name: str) -> bool:
-    return str(options.get(name, False)).strip().lower() in ("true", "1", "yes")
-
-
 def sessions_of(store: MemoryStore, username: str, language: str) -> tuple[Session, ...]:
     """Return the past sessions in a memory store, oldest first.
 
@@ -105,7 +101,7 @@ class ComedySystem(System):
         self.config = GenerationConfig(max_new_tokens=_int(options, "max_new_tokens", 2048),
                                        repetition_penalty=REPETITION_PENALTY,
                                        seed=self.seed if sampling["do_sample"] else None, **sampling)
-        self.cache = None if _flag(options, "no_cache") else GenerationCache(
+        self.cache = None if self.flag(options, "no_cache", False) else GenerationCache(
             Path(str(options["cache_path"])) if options.get("cache_path") else default_cache_path())
         batch_size = str(options.get("batch_size", "auto"))
         self.generator = Generator.from_source(

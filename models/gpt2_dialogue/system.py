@@ -22,15 +22,6 @@ from harness.system import System
 from models.gpt2_dialogue.format import MAX_TURNS, SILENCE, DialogueFormat
 
 
-def _flag(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    word = str(value).strip().lower()
-    if word not in ("true", "false", "1", "0", "yes", "no"):
-        raise UserError(f"system 'gpt2_dialogue': expected true or false, got '{value}'")
-    return word in ("true", "1", "yes")
-
-
 class GPT2DialogueSystem(System):
     """Answers with a GPT-2 checkpoint trained by ``dialbench train gpt2_dialogue``.
 
@@ -62,7 +53,7 @@ class GPT2DialogueSystem(System):
             raise UserError(f"{model_dir}: checkpoint directory not found (system 'gpt2_dialogue' option model)")
         batch_size = str(options.get("batch_size", "auto")).strip().lower()
         self.max_new_tokens = int(options.get("max_new_tokens", 64))
-        self.do_sample = _flag(options.get("do_sample", False))
+        self.do_sample = self.flag(options, "do_sample", False)
         self.top_p = float(options.get("top_p", 0.8))
         self.seed = int(options.get("seed", 0))
         self.max_turns = int(options.get("max_turns", MAX_TURNS))
@@ -75,12 +66,12 @@ class GPT2DialogueSystem(System):
             raise UserError(f"{model_dir}: model type '{config.model_type}' is not gpt2 (token types need GPT-2)")
         self.format = DialogueFormat.of(self.tokenizer, where=str(model_dir))
         self.n_ctx = int(config.n_positions)
-        self.cache = None if _flag(options.get("no_cache", False)) else GenerationCache(
+        self.cache = None if self.flag(options, "no_cache", False) else GenerationCache(
             Path(str(options["cache_path"])) if options.get("cache_path") else default_cache_path())
         self.generator = Generator.from_source(
             str(model_dir), dtype=str(options.get("dtype", "auto")), device=str(options.get("device", "auto")),
             batch_size="auto" if batch_size == "auto" else int(batch_size), cache=self.cache,
-            progress=_flag(options.get("progress", True)))
+            progress=self.flag(options, "progress", True))
         stops = (self.format.sp1, self.format.sp2, self.format.bos)  # eos ends a reply anyway
         sampling = {"do_sample": True, "top_p": self.top_p, "top_k": 0, "temperature": 1.0, "seed": self.seed}
         self.config = GenerationConfig(max_new_tokens=self.max_new_tokens, stop_token_ids=stops,

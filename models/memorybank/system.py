@@ -38,13 +38,6 @@ CHOICES = {"retrieval": ("hybrid", "released"), "forgetting": forgetting.RETENTI
            "prompt_format": ("chat", "released"), "postprocess": ("intended", "released")}
 
 
-def _flag(name: str, value: Any) -> bool:
-    word = str(value).strip().lower()
-    if word not in ("true", "false", "1", "0", "yes", "no"):
-        raise UserError(f"system 'memorybank' option {name}: expected true or false, got '{value}'")
-    return word in ("true", "1", "yes")
-
-
 def _number(name: str, value: Any, cast: type) -> Any:
     try:
         return cast(value)
@@ -95,22 +88,22 @@ class MemoryBankSystem(System):
 
             parse_source(self.model_spec)
             options = self._options
-            no_cache = _flag("no_cache", options.get("no_cache", False))
+            no_cache = self.flag(options, "no_cache", False)
             path = Path(str(options["cache_path"])) if options.get("cache_path") else default_cache_path()
             self.cache = None if no_cache else GenerationCache(path)
             batch = str(options.get("batch_size", "auto"))
             self._generator = Generator.from_source(
                 self.model_spec, dtype=str(options.get("dtype", "auto")), device=str(options.get("device", "auto")),
-                trust_remote_code=_flag("trust_remote_code", options.get("trust_remote_code", False)),
+                trust_remote_code=self.flag(options, "trust_remote_code", False),
                 batch_size="auto" if batch == "auto" else _number("batch_size", batch, int), cache=self.cache,
-                progress=_flag("progress", options.get("progress", True)))
+                progress=self.flag(options, "progress", True))
         return self._generator
 
     def generation_config(self, max_new_tokens: int | None = None) -> Any:
         from harness.generation import GenerationConfig
 
         options = self._options
-        sample = _flag("do_sample", options.get("do_sample", False))
+        sample = self.flag(options, "do_sample", False)
         return GenerationConfig(
             max_new_tokens=max_new_tokens or _number("max_new_tokens", options.get("max_new_tokens", 48), int),
             do_sample=sample, top_p=_number("top_p", options.get("top_p", 0.95 if sample else 1.0), float),

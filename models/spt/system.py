@@ -41,15 +41,6 @@ INFERENCE_SWITCHES = ("pooling", "max_new_tokens", "max_length", "max_context_tu
 """SPTConfig fields that may be changed at evaluation time (they do not change the trained tensors)."""
 
 
-def _flag(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    word = str(value).strip().lower()
-    if word not in ("true", "false", "1", "0", "yes", "no"):
-        raise UserError(f"system 'spt' option {name}: expected true or false, got '{value}'")
-    return word in ("true", "1", "yes")
-
-
 class SPTSystem(System):
     """Answers with an SPT checkpoint; see the module docstring for options."""
 
@@ -90,13 +81,13 @@ class SPTSystem(System):
         self.format = SPTFormat(self.tokenizer, self.config.max_length, self.config.max_context_turns)
         batch_size = str(options.get("batch_size", "auto")).strip().lower()
         self.batch_size = 16 if batch_size == "auto" else int(batch_size)
-        self.score_references = _flag("score_references", options.get("score_references", True))
+        self.score_references = self.flag(options, "score_references", True)
         cache_path = Path(str(options["cache_path"])) if options.get("cache_path") else default_cache_path()
-        self.cache = None if _flag("no_cache", options.get("no_cache", False)) else GenerationCache(cache_path)
+        self.cache = None if self.flag(options, "no_cache", False) else GenerationCache(cache_path)
         self.fingerprint = f"{weights_id(parse_source(str(folder)))}|{self.dtype}"
         self.generation = GenerationConfig(max_new_tokens=self.config.max_new_tokens)
         self.generator = engine_for(self.model, self.tokenizer, self.fingerprint, cache=self.cache,
-                                    batch_size=self.batch_size, progress=_flag("progress", options.get("progress", True)))
+                                    batch_size=self.batch_size, progress=self.flag(options, "progress", True))
 
     def choose(self, prompts: Sequence[Sequence[int]]) -> list[int]:
         """Return the selected prompt of each row (selector on the left-padded inference prompts)."""

@@ -72,3 +72,21 @@ def test_write_json_is_atomic_and_leaves_no_temp_files(tmp_path):
     write_json(target, {"results": {"t": {"ppl": 2.5}}})
     assert json.loads(target.read_text())["results"]["t"]["ppl"] == 2.5
     assert [p.name for p in target.parent.iterdir()] == ["results.json"]
+
+
+def test_system_flag_options_parse_text_and_refuse_anything_else():
+    """Every system reads true/false options through ``System.flag`` (``--set`` values arrive as text)."""
+    from harness.errors import UserError
+    from harness.plugins import SYSTEMS
+
+    comedy = SYSTEMS.get("comedy")
+    assert comedy.flag({}, "no_cache", True) is True
+    assert comedy.flag({"no_cache": False}, "no_cache", True) is False
+    assert [comedy.flag({"x": w}, "x", False) for w in ("true", "YES", " 1 ", "false", "no", "0")] == [
+        True, True, True, False, False, False]
+    with pytest.raises(UserError, match="system 'comedy' option no_cache: expected true or false, got 'maybe'"):
+        comedy.flag({"no_cache": "maybe"}, "no_cache", False)
+    # the systems that used to carry their own copy now use the shared one
+    for name in ("spt", "memorybank", "gpt2_dialogue", "comedy"):
+        module = __import__(SYSTEMS.get(name).__module__, fromlist=["_"])
+        assert not hasattr(module, "_flag"), name
