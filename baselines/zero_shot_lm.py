@@ -20,19 +20,16 @@ from typing import Any, Sequence
 from harness.errors import UserError
 from harness.records import Example, Response
 from harness.system import System
+from harness.task import truth
 
 DEFAULT_MODEL = "embedded:smollm2-135m-instruct"
 
 
 def option_flag(name: str, value: Any) -> bool:
     """Return a boolean option given as bool or text (``--set zero_shot_lm.no_cache=true``)."""
-    if isinstance(value, bool):
-        return value
-    word = str(value).strip().lower()
-    if word in ("true", "1", "yes"):
-        return True
-    if word in ("false", "0", "no", ""):
-        return False
+    flag = False if str(value).strip() == "" else truth(value)
+    if flag is not None:
+        return flag
     raise UserError(f"system 'zero_shot_lm' option {name}: expected true or false, got '{value}'")
 
 

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Sequence
 
 from harness.errors import UserError
 from harness.records import Example, Response
-from harness.task import Task
+from harness.task import Task, truth
 
 
 class System(ABC):
@@ -29,13 +29,11 @@ class System(ABC):
         """Return a true/false option given as a bool or as text (``--set`` values arrive as text);
         anything but true/false/1/0/yes/no is a UserError naming the system and the option."""
         value = options.get(key, default)
-        if isinstance(value, bool):
-            return value
-        word = str(value).strip().lower()
-        if word not in ("true", "false", "1", "0", "yes", "no"):
+        flag = truth(value)
+        if flag is None:
             raise UserError(f"system '{getattr(cls, 'name', cls.__name__)}' option {key}: expected true or false, "
                             f"got '{value}'")
-        return word in ("true", "1", "yes")
+        return flag
 
     def __init__(self, task: Task, **options: Any) -> None:
         unknown = sorted(set(options) - set(self.option_names))

@@ -27,6 +27,15 @@ TRUE = {"true", "1", "yes", "on"}
 FALSE = {"false", "0", "no", "off"}
 
 
+def truth(value: Any) -> bool | None:
+    """Return a bool given as a bool or as text (true/false, 1/0, yes/no, on/off), else None: the one
+    reading of true/false options that task, system and profile options share (``--set`` gives text)."""
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower()
+    return True if word in TRUE else False if word in FALSE else None
+
+
 @dataclass(frozen=True)
 class Option:
     """One task option: its default, its kind (bool/int/str/path) and, for str, the valid choices."""
@@ -41,10 +50,10 @@ class Option:
         if value is None:
             return None
         if self.kind is bool and not isinstance(value, bool):
-            word = str(value).strip().lower()
-            if word not in TRUE | FALSE:
+            flag = truth(value)
+            if flag is None:
                 raise UserError(f"task '{task}' option '{name}': expected true or false, got '{value}'")
-            value = word in TRUE
+            value = flag
         elif self.kind is int and not isinstance(value, int):
             try:
                 value = int(str(value))

@@ -53,14 +53,16 @@ def parse_profile_options(profile: Any, written: str) -> dict[str, Any]:
 
 def _converted(profile: str, key: str, value: str, default: Any) -> Any:
     from harness.errors import UserError
+    from harness.task import truth
 
     if value.lower() == "none":
         return None
     try:
         if isinstance(default, bool):
-            if value.lower() not in ("true", "false", "1", "0"):
+            flag = truth(value)
+            if flag is None:
                 raise ValueError(value)
-            return value.lower() in ("true", "1")
+            return flag
         if isinstance(default, int):
             return int(value)
         if isinstance(default, float):

@@ -93,10 +93,10 @@ class MagicSystem(System):
         self.featurizer = Featurizer(self.tokenizer, FeatureSpec(**spec))
         self.fingerprint = f"magic:{files_hash(model_files(folder), folder)[:16]}"
         self.hook = StrategyMemoryHook(self.fingerprint, self.featurizer.pad)
-        no_cache = str(options.get("no_cache", False)).lower() in ("true", "1", "yes")
+        no_cache = self.flag(options, "no_cache", False)
         self.cache = None if no_cache else GenerationCache(Path(str(options["cache_path"])) if options.get("cache_path")
                                                             else default_cache_path())
-        self.progress = str(options.get("progress", True)).lower() not in ("false", "0", "no")
+        self.progress = self.flag(options, "progress", True)
         self.strategy_generator = self._strategy_generator(options) if self.source == "inferred" else None
         self.generator = Generator(self.model, self.tokenizer, fingerprint=self.fingerprint, cache=self.cache,
                                    batch_size=self.batch_size, progress=self.progress,
