@@ -7,8 +7,11 @@ summary); dense embeddings; top-k 2; each hit expanded with adjacent documents o
 while the combined text stays within 200 characters (the patched similarity search); hits grouped
 by date. ``Retrieval.ids`` lists the hits in rank order, then their expansions.
 
-``hybrid`` (default): the same documents without the template, scored by BM25 (``lexical.py``)
-plus the dense cosine where the encoder knows the language (``dense_weight``; all-MiniLM-L6-v2 is
+``hybrid`` (default): the same documents without the template, scored by BM25 (``lexical.py``) over
+three fields: the whole exchange, plus ``turn_fields`` x (the user's turn alone + the AI's reply
+alone), each field length-normalised against its own kind, so a long AI reply no longer dilutes the
+user's short statement of a fact, and terms matched inside one speaker's turn count more than the
+same terms spread over both (multi-field BM25, as in BM25F); plus the dense cosine where the encoder knows the language (``dense_weight``; all-MiniLM-L6-v2 is
 English-only, so it gets no weight on Chinese unless another encoder is named). The ids of the
 best ``top_k`` (5) are reported; the best ``prompt_k`` (3) go into the prompt text. Conversation
 structure is used, not question rules: an exchange also gets ``follow`` x the score of the exchange
@@ -51,6 +54,7 @@ class RetrievalSettings:
     date_bonus: float = 1.0
     summary_weight: float = 0.3
     question_weight: float = 0.2
+    turn_fields: float = 1.0
     chunk_size: int = CHUNK_SIZE
 
     def __post_init__(self) -> None:
@@ -126,6 +130,31 @@ def expand_neighbours(hits: Sequence[int], texts: Sequence[str], sources: Sequen
     return groups
 
 
+class FieldedBM25:
+    """BM25 of the whole exchange plus ``turn_fields`` x the BM25 of each speaker's turn alone.
+
+    A daily summary has one speaker: its text is its user field and its reply field is empty.
+    """
+
+    def __init__(self, items: Sequence[MemoryItem], texts: Sequence[str], language: str,
+                 settings: RetrievalSettings) -> None:
+        weight = settings.question_weight
+        self.whole = BM25(texts, language, question_weight=weight)
+        self.turn_weight = settings.turn_fields
+        self.turns: list[BM25] = []
+        if self.turn_weight:
+            users = [str(i.meta.get("query", i.text)) if i.kind != "summary" else i.text for i in items]
+            replies = [str(i.meta.get("response", "")) if i.kind != "summary" else "" for i in items]
+            self.turns = [BM25(users, language, question_weight=weight), BM25(replies, language, question_weight=weight)]
+
+    def scores(self, query: str) -> np.ndarray:
+        """Return the fielded score of every item for ``query``."""
+        total = self.whole.scores(query)
+        for field in self.turns:
+            total = total + self.turn_weight * field.scores(query)
+        return total
+
+
 class MemoryRetriever:
     """Retrieval over one user's memory items; built once per store, queried per question."""
 
@@ -143,7 +172,7 @@ class MemoryRetriever:
                                for item in self.items], dtype=bool)
         self.dense_weight = 1.0 if settings.mode == "released" else settings.dense_weight_for(language)
         self.index = VectorIndex(encoder(settings.embedding).encode(self.texts)) if self.dense_weight and self.items else None
-        self.lexical = BM25(self.texts, language, question_weight=settings.question_weight) \
+        self.lexical = FieldedBM25(self.items, self.texts, language, settings) \
             if settings.mode == "hybrid" and self.items else None
 
     def retrieve(self, query: str) -> Retrieval:

@@ -12,7 +12,8 @@ evidence_recall@k).
 Options (``--set KEY=VALUE`` in eval, ``--set memorybank.KEY=VALUE`` in run): ``model``,
 ``retrieval`` (hybrid|released), ``top_k`` (hybrid ids reported, 5), ``prompt_k`` (hybrid exchanges
 in the prompt, 3), ``embedding`` (sentence-transformers name
-or path, default all-MiniLM-L6-v2), ``dense_weight`` (auto), ``forgetting`` (off|paper|released),
+or path, default all-MiniLM-L6-v2), ``dense_weight`` (auto), ``turn_fields`` (1.0: weight of the
+user-turn and AI-reply BM25 fields beside the whole exchange; 0 scores each exchange as one text), ``forgetting`` (off|paper|released),
 ``forget_seed`` (0), ``summaries`` (store|generate), ``prompt_format`` (chat|released),
 ``postprocess`` (intended|released: also deletes every colon), ``max_new_tokens`` (48; the
 released demo allows 1024), ``do_sample`` (false; the paper samples with top_p 0.95), ``top_p``,
@@ -50,7 +51,7 @@ class MemoryBankSystem(System):
 
     name = "memorybank"
     description = "MemoryBank / SiliconFriend: dated memory, summaries, retrieval, forgetting, companion prompt"
-    option_names = ("model", "retrieval", "top_k", "prompt_k", "embedding", "dense_weight", "forgetting", "forget_seed", "summaries",
+    option_names = ("model", "retrieval", "top_k", "prompt_k", "embedding", "dense_weight", "turn_fields", "forgetting", "forget_seed", "summaries",
                     "prompt_format", "postprocess", "max_new_tokens", "do_sample", "top_p", "seed", "batch_size",
                     "dtype", "device", "no_cache", "cache_path", "trust_remote_code", "progress")
 
@@ -66,7 +67,8 @@ class MemoryBankSystem(System):
             mode=mode, top_k=_number("top_k", options.get("top_k", 5), int),
             prompt_k=_number("prompt_k", options.get("prompt_k", 3), int),
             embedding=str(options.get("embedding", RetrievalSettings.embedding)),
-            dense_weight=None if str(dense) == "auto" else _number("dense_weight", dense, float))
+            dense_weight=None if str(dense) == "auto" else _number("dense_weight", dense, float),
+            turn_fields=_number("turn_fields", options.get("turn_fields", RetrievalSettings.turn_fields), float))
         self.forgetting = str(options.get("forgetting", "off"))
         self.forget_seed = _number("forget_seed", options.get("forget_seed", 0), int)
         self.summaries = str(options.get("summaries", "store"))

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from harness.records import MemoryItem
+from models.memorybank.lexical import BM25
 from models.memorybank.retrieval import (MemoryRetriever, RetrievalSettings, asks_user, expand_neighbours,
                                          released_document, released_order)
 from tasks.memorybank import MemoryBankProbeTask
@@ -56,10 +58,29 @@ def test_hybrid_recall_on_the_published_chinese_probes(shared_data):
     examples = task.build_examples(task.load(shared_data / "memorybank"))
     assert task.language == "zh" and len(examples) == 100
     recall = _recall(examples, "zh", RetrievalSettings())
-    # measured 0.689 / 0.959 / 0.984 (the upper bound of recall@1 is 0.835: 30 questions have 2-4 gold exchanges);
-    # 0.659 without the answer handoff (answer_follow = follow)
-    assert recall[1] >= 0.68 and recall[3] >= 0.95 and recall[5] >= 0.98, recall
-    assert _recall(examples, "zh", RetrievalSettings(answer_follow=0.5))[1] < recall[1]
+    # measured 0.704 / 0.959 / 0.984 (the upper bound of recall@1 is 0.835: 30 questions have 2-4 gold exchanges);
+    # 0.689 when each exchange is scored as one text (turn_fields=0), 0.659 without the answer handoff too
+    assert recall[1] >= 0.70 and recall[3] >= 0.95 and recall[5] >= 0.98, recall
+    one_text = _recall(examples, "zh", RetrievalSettings(turn_fields=0.0))
+    assert one_text[1] < recall[1]
+    assert _recall(examples, "zh", RetrievalSettings(turn_fields=0.0, answer_follow=0.5))[1] < one_text[1]
+
+
+def test_fielded_lexical_score_adds_each_speakers_turn_scored_against_its_own_kind():
+    items = [MemoryItem("d#0", "", "2023-05-01", "exchange", {"query": "Today I read Solaris in the library", "response": "Lovely!"}),
+             MemoryItem("d#1", "", "2023-05-01", "exchange", {"query": "It is about an ocean planet",
+                                                              "response": "A novel read in a library or a cafe every day builds a habit."}),
+             MemoryItem("d#2", "", "2023-05-02", "exchange", {"query": "I played chess", "response": "Who won?"}),
+             MemoryItem("d#summary", "Read Solaris; played chess.", "2023-05-02", "summary")]
+    question = "Which novel did I read in the library?"
+    retriever = MemoryRetriever(items, "en", RetrievalSettings(dense_weight=0.0, turn_fields=0.5))
+    whole = BM25(retriever.texts, "en").scores(question)
+    users = BM25([i.meta["query"] for i in items[:3]] + [items[3].text], "en").scores(question)
+    replies = BM25([i.meta["response"] for i in items[:3]] + [""], "en").scores(question)
+    np.testing.assert_allclose(retriever.lexical.scores(question), whole + 0.5 * (users + replies))
+    one_text = MemoryRetriever(items, "en", RetrievalSettings(dense_weight=0.0, turn_fields=0.0))
+    np.testing.assert_allclose(one_text.lexical.scores(question), whole)
+    assert users[0] > users[1] and replies[1] > replies[0]  # the fields see who said what
 
 
 def test_hybrid_with_the_same_settings_on_the_english_sample(tmp_path):
