@@ -15,6 +15,8 @@ SCHEDULES = ("linear", "cosine", "polynomial", "constant", "constant_with_warmup
 """Names accepted by transformers' ``get_scheduler`` that the recipes use."""
 METHODS = ("sft", "seq2seq", "dpo")
 """sft: causal LM with masked labels; seq2seq: encoder-decoder; dpo: preference optimisation (TRL)."""
+SAMPLINGS = ("random", "group_by_length")
+"""Training samplers (transformers' ``train_sampling_strategy``)."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,10 @@ class TrainConfig:
     dpo_sft_weight: float = 0.0
     """Weight of an added SFT (NLL on the chosen answer) term in DPO, as COMEDY's ``--add_sft``."""
     max_length: int | None = None
+    train_sampling: str = "random"
+    """``group_by_length`` batches examples of similar length (transformers' LengthGroupedSampler):
+    with dynamic padding, a batch of short replies no longer pads to one long one (SiliconFriend's
+    tiny ESConv pairs: 40,176 -> about 23,000 tokens a epoch for 22,998 real ones)."""
     cpu_threads: int | None = None
     """torch threads while training on CPU (None: torch's default). Tiny presets use 1: layers of
     128 dims gain little from a second thread, and when other work shares the CPU an OpenMP thread
@@ -59,6 +65,8 @@ class TrainConfig:
             raise UserError(f"unknown schedule '{self.schedule}'; valid choices: {', '.join(SCHEDULES)}")
         if self.method not in METHODS:
             raise UserError(f"unknown training method '{self.method}'; valid choices: {', '.join(METHODS)}")
+        if self.train_sampling not in SAMPLINGS:
+            raise UserError(f"unknown train_sampling '{self.train_sampling}'; valid choices: {', '.join(SAMPLINGS)}")
         if self.batch_size < 1 or self.grad_accum < 1:
             raise UserError("batch_size and grad_accum must be at least 1")
 

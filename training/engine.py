@@ -68,6 +68,7 @@ def make_arguments(config: TrainConfig, output_dir: Path, *, deepspeed: dict[str
         remove_unused_columns=False,
         dataloader_num_workers=0,
         include_num_input_tokens_seen="non_padding",
+        train_sampling_strategy=config.train_sampling,
         deepspeed=deepspeed,
     )
     if config.gradient_checkpointing:

@@ -37,7 +37,7 @@ def _preset(name: str, description: str, train: TrainConfig, model: dict, labels
 
 def _presets() -> dict[str, Preset]:
     tiny_train = TrainConfig(learning_rate=2e-4, epochs=1, batch_size=8, schedule="linear", warmup=0.05,
-                             logging_steps=10, cpu_threads=2, bf16=False)
+                             logging_steps=10, cpu_threads=2, bf16=False, train_sampling="group_by_length")
     tiny_model = {"base": TINY_BASE, "r": 8, "alpha": 16, "dropout": 0.05, "targets": ("q_proj", "k_proj", "v_proj", "o_proj"),
                   "max_pairs": 400}
     belle = TrainConfig(learning_rate=2e-5, epochs=3, batch_size=1, grad_accum=16, warmup=10, logging_steps=10)
