@@ -110,3 +110,25 @@ def test_unloadable_base_is_a_user_error(tmp_path: Path, convai2_file: Path) -> 
     with pytest.raises(UserError, match="cannot load base model"):
         train("gpt2_dialogue", _data(convai2_file), tmp_path, preset="paper", base=str(tmp_path / "no-such-model"),
               max_steps=0)
+
+
+def test_length_grouped_sampling_pads_less_than_random_batches(tmp_path: Path) -> None:
+    from transformers import GPT2Config, GPT2LMHeadModel, Trainer
+
+    from training.config import TrainConfig
+
+    lengths = [3 + (i * 37) % 120 for i in range(64)]
+    rows = [{"input_ids": [1] * n, "labels": [1] * n} for n in lengths]
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=16, vocab_size=8, n_positions=128))
+    padded = {}
+    for sampling in ("random", "group_by_length"):
+        config = TrainConfig(learning_rate=1e-3, batch_size=8, train_sampling=sampling)
+        args = engine.make_arguments(config, tmp_path / sampling, has_eval=False)
+        assert args.train_sampling_strategy == sampling
+        loader = Trainer(model=model, args=args, train_dataset=rows, data_collator=PaddingCollator(pad_id=0)).get_train_dataloader()
+        batches = list(loader)
+        assert sum(int(b["attention_mask"].sum()) for b in batches) == sum(lengths)  # every row once
+        padded[sampling] = sum(b["input_ids"].numel() for b in batches)
+    assert padded["group_by_length"] < 0.8 * padded["random"], padded
+    with pytest.raises(UserError, match="train_sampling"):
+        TrainConfig(learning_rate=1e-3, train_sampling="by_length")
