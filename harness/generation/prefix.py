@@ -158,12 +158,10 @@ def _extend(state: "ModelState", pasts: Sequence[KV], rows: Sequence[Row], start
     if past_width:
         for layer in range(len(pasts[0])):
             keys, values = pasts[0][layer]
-            k_all = keys.new_zeros((batch, keys.shape[1], past_width, keys.shape[3]))
-            v_all = values.new_zeros((batch, values.shape[1], past_width, values.shape[3]))
+            k_all = keys.new_empty((batch, keys.shape[1], past_width, keys.shape[3]))
+            v_all = values.new_empty((batch, values.shape[1], past_width, values.shape[3]))
             for b, (past, start) in enumerate(zip(pasts, starts)):
-                if start:
-                    k_all[b, :, past_width - start :] = past[layer][0][0, :, :start]
-                    v_all[b, :, past_width - start :] = past[layer][1][0, :, :start]
+                _place(k_all[b], v_all[b], past[layer][0][0, :, :start], past[layer][1][0, :, :start], past_width)
             layers.append((k_all, v_all))
     cache = DynamicCache(ddp_cache_data=layers or None, config=model.config)
     inputs: dict[str, torch.Tensor] = {"input_ids": ids.to(device)}
@@ -231,6 +229,17 @@ def count_work(stats: Counter[str], tokens: int, logits: int, context: int) -> N
     stats["work_context"] += context
 
 
+def _place(k_row: torch.Tensor, v_row: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, end: int) -> None:
+    """Write one row's keys/values [heads, n, dim] to end at position ``end`` of its batch slot, zeroing
+    the left padding before them (masked, but it must hold finite numbers: 0 x NaN would leak through
+    the attention product). Filling whole batch tensors with zeros first cost ~4% of a decoding run."""
+    n = keys.shape[1]
+    k_row[:, : end - n].zero_()
+    v_row[:, : end - n].zero_()
+    k_row[:, end - n : end] = keys
+    v_row[:, end - n : end] = values
+
+
 def batch_cache(model: Any, caches: Sequence[KV], lengths: Sequence[int], reserve: int) -> tuple[Any, torch.Tensor]:
     """Return one left-padded cache for all rows, with room for ``reserve`` more tokens, and its mask."""
     from transformers import DynamicCache
@@ -239,11 +248,11 @@ def batch_cache(model: Any, caches: Sequence[KV], lengths: Sequence[int], reserv
     layers = []
     for layer in range(len(caches[0])):
         keys, values = caches[0][layer]
-        k_all = keys.new_zeros((len(caches), keys.shape[1], width + reserve, keys.shape[3]))
-        v_all = values.new_zeros((len(caches), values.shape[1], width + reserve, values.shape[3]))
-        for i, (cache, length) in enumerate(zip(caches, lengths)):
-            k_all[i, :, width - length : width] = cache[layer][0][0]
-            v_all[i, :, width - length : width] = cache[layer][1][0]
+        # Room after ``width`` stays unset: GrowingLayer writes each position before exposing it.
+        k_all = keys.new_empty((len(caches), keys.shape[1], width + reserve, keys.shape[3]))
+        v_all = values.new_empty((len(caches), values.shape[1], width + reserve, values.shape[3]))
+        for i, cache in enumerate(caches):
+            _place(k_all[i], v_all[i], cache[layer][0][0], cache[layer][1][0], width)
         layers.append(GrowingLayer(k_all, v_all, width))
     mask = torch.tensor([[0] * (width - n) + [1] * n for n in lengths], device=layers[0].keys.device)
     cache = DynamicCache(config=model.config)
