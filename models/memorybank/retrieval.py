@@ -11,8 +11,9 @@ by date. ``Retrieval.ids`` lists the hits in rank order, then their expansions.
 three fields: the whole exchange, plus ``turn_fields`` x (the user's turn alone + the AI's reply
 alone), each field length-normalised against its own kind, so a long AI reply no longer dilutes the
 user's short statement of a fact, and terms matched inside one speaker's turn count more than the
-same terms spread over both (multi-field BM25, as in BM25F); plus the dense cosine where the encoder knows the language (``dense_weight``; all-MiniLM-L6-v2 is
-English-only, so it gets no weight on Chinese unless another encoder is named). The ids of the
+same terms spread over both (multi-field BM25, as in BM25F); plus the dense cosine where the encoder
+knows the language (``dense_weight``; all-MiniLM-L6-v2 is English-only, so it gets no weight on
+Chinese unless another encoder is named). The ids of the
 best ``top_k`` (5) are reported; the best ``prompt_k`` (3) go into the prompt text. Conversation
 structure is used, not question rules: an exchange also gets ``follow`` x the score of the exchange
 before it on the same date (answers follow the turn that raised the topic), ``answer_follow`` x
@@ -62,6 +63,8 @@ class RetrievalSettings:
             raise UserError(f"system 'memorybank' option retrieval: '{self.mode}' is not one of {', '.join(MODES)}")
         if self.top_k < 1:
             raise UserError(f"system 'memorybank' option top_k must be >= 1, got {self.top_k}")
+        if self.turn_fields < 0:
+            raise UserError(f"system 'memorybank' option turn_fields must be >= 0, got {self.turn_fields}")
 
     def dense_weight_for(self, language: str) -> float:
         """Return the dense weight: explicit, else 1 (0 on Chinese with an English-only encoder)."""

@@ -109,6 +109,8 @@ def test_explicit_dates_in_the_question_are_honoured():
 def test_settings_refuse_unknown_modes():
     with pytest.raises(Exception, match="not one of hybrid, released"):
         RetrievalSettings(mode="bm25")
+    with pytest.raises(Exception, match="turn_fields must be >= 0"):
+        RetrievalSettings(turn_fields=-1.0)
 
 
 def test_a_reply_that_asks_hands_its_score_to_the_next_exchange():
