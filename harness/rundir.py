@@ -295,9 +295,22 @@ class RunConfig:
         return None
 
     def label(self) -> str:
-        """Return a row label: the system name plus the model it ran, when it ran one."""
-        model = self.system_options.get("model")
-        return f"{self.system_name} ({model})" if model else self.system_name
+        """Return a row label: the system name, its switches, and the model it ran, when it ran one.
+
+        Switches (``--set retrieval=released``) are named so two runs of one system with different
+        behaviour never share a row name; run settings that do not change what a system is (length
+        cap, seed, batching, device, cache) are left to config.json.
+        """
+        options = self.system_options
+        switches = ",".join(f"{k}={v}" for k, v in sorted(options.items()) if k not in RUN_SETTINGS)
+        name = f"{self.system_name}[{switches}]" if switches else self.system_name
+        model = options.get("model")
+        return f"{name} ({model})" if model else name
+
+
+RUN_SETTINGS = frozenset({"model", "max_new_tokens", "seed", "batch_size", "dtype", "device", "no_cache", "cache_path",
+                          "trust_remote_code", "progress"})
+"""System options that say how a run was executed, not which variant of the system ran (see ``label``)."""
 
 
 def read_config(run_dir: str | Path) -> RunConfig | None:
