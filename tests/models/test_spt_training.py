@@ -49,7 +49,9 @@ def test_paper_presets_train_two_steps_and_reload(tmp_path: Path, name: str, kin
     assert all(loss == loss for loss in summary["losses"])  # finite, not NaN
     evals = summary["evaluations"]
     assert evals and all(e["eval_ppl"] == pytest.approx(math.exp(e["eval_loss_nll"])) for e in evals)
-    assert all(e["eval_loss_nll"] <= e["eval_loss"] for e in evals)  # ppl is from the NLL, not the whole objective
+    # ppl is from the NLL, not the whole objective; with no extra terms (prompt tuning) the two are the same
+    # mean summed in another order, so equal only to float rounding
+    assert all(e["eval_loss_nll"] <= e["eval_loss"] + 1e-5 for e in evals)
     assert (out / "spt.safetensors").is_file() and (out / "base" / "config.json").is_file()
     config = json.loads((out / "adapter_config.json").read_text())
     assert config["spt"]["num_virtual_tokens"] == preset.model["spt"]["num_virtual_tokens"]
