@@ -10,10 +10,18 @@ every decoded response is stored in the generation cache, keyed by the model's w
 inputs and the decoding settings, so nothing is generated twice. ``truncation`` defaults to what
 the model was trained with. The predicted label is reported only for ``inferred`` (gold would
 score 100 by construction). ``ref_nll`` is the teacher-forced NLL of the reference + eos.
+
+``expand_contractions`` (default true) applies MAGIC's preprocessing ("I ' m" -> "I am", as in
+``data/add_memory_motivation.py``, which expands context, response and memories of every split) to
+what the models read: the context, the situation, the memories and the reference scored for
+``ref_nll``. Both models are trained on expanded text, so unexpanded inputs would be words their
+tokenizer and weights never saw. The references the metrics compare against stay the task's
+(``--task-option esconv_strategy.expand_contractions=true`` expands those too, MAGIC's recipe).
 """
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -49,13 +57,14 @@ def _number(options: dict[str, Any], name: str, default: int) -> int:
 class MagicSystem(System):
     """See the module docstring; options: model, strategy, strategy_parser, decoding, truncation,
     strategy_model (a strategy LM source for the released layout), num_beams (5), max_new_tokens (64),
-    strategy_max_new_tokens, batch_size (16), device, no_cache, cache_path, seed, heads."""
+    strategy_max_new_tokens, batch_size (16), device, no_cache, cache_path, seed, heads,
+    expand_contractions (true)."""
 
     name = "magic"
     description = "MAGIC: LoRA strategy inference + BART generator with a per-strategy memory (ECML-PKDD 2024)"
     option_names = ("model", "strategy", "strategy_parser", "decoding", "truncation", "strategy_model", "num_beams",
                     "max_new_tokens", "strategy_max_new_tokens", "batch_size", "device", "no_cache", "cache_path",
-                    "seed", "heads", "progress")
+                    "seed", "heads", "progress", "expand_contractions")
 
     def __init__(self, task: Any, **options: Any) -> None:
         super().__init__(task, **options)
@@ -97,6 +106,7 @@ class MagicSystem(System):
         self.cache = None if no_cache else GenerationCache(Path(str(options["cache_path"])) if options.get("cache_path")
                                                             else default_cache_path())
         self.progress = self.flag(options, "progress", True)
+        self.expand = self.flag(options, "expand_contractions", True)
         self.strategy_generator = self._strategy_generator(options) if self.source == "inferred" else None
         self.generator = Generator(self.model, self.tokenizer, fingerprint=self.fingerprint, cache=self.cache,
                                    batch_size=self.batch_size, progress=self.progress,
@@ -191,10 +201,25 @@ class MagicSystem(System):
         self.stats["released_generated"] = self.stats.get("released_generated", 0) + len(todo)
         return [found[k] for k in keys]
 
+    def model_view(self, example: Example) -> Example:
+        """Return ``example`` as MAGIC's preprocessing leaves it (contractions expanded), or as is."""
+        if not self.expand:
+            return example
+        from tasks.formats.esconv import expand_contractions as expand
+
+        inputs = dict(example.inputs)
+        if isinstance(inputs.get("situation"), str):
+            inputs["situation"] = expand(inputs["situation"])
+        if inputs.get("response_memory"):
+            inputs["response_memory"] = tuple(expand(str(text)) for text in inputs["response_memory"])
+        return replace(example, context=tuple(replace(turn, text=expand(turn.text)) for turn in example.context),
+                       references=tuple(expand(text) for text in example.references), inputs=inputs)
+
     def respond(self, examples: Sequence[Example]) -> list[Response]:
         """Return responses with the inferred strategy as label and the reference's NLL."""
         from harness.generation import GenerationConfig, TokenPrompt
 
+        examples = [self.model_view(example) for example in examples]
         chosen = self.strategies(examples)
         prompts = self.prompts(examples, chosen)
         if self.decoding == "released":
@@ -222,6 +247,7 @@ class MagicSystem(System):
         info.update({"fingerprint": self.fingerprint, "layout": "released" if self.released_layout else "dialbench",
                      "strategy": self.source, "strategy_parser": self.parser, "decoding": self.decoding,
                      "truncation": self.truncation, "motivation": self.model.config.motivation,
+                     "expand_contractions": self.expand,
                      "num_beams": self.num_beams, "max_new_tokens": self.max_new_tokens,
                      "bank_sizes": self.model.bank.sizes(), "magic": self.meta,
                      "stats": {**self.stats, **dict(self.generator.stats)},

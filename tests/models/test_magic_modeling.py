@@ -157,3 +157,31 @@ def test_our_layout_round_trips_and_needs_its_bank(tmp_path):
     (tmp_path / BANK_FILE).unlink()
     with pytest.raises(UserError, match="strategy bank missing"):
         load_response_model(tmp_path)
+
+
+def test_system_reads_inputs_with_contractions_expanded_unless_switched_off(tmp_path):
+    from harness.records import BOT, USER, Example, Turn
+    from models.magic.system import MagicSystem
+    from tasks.esconv import ESConvStrategyTask
+
+    tokenizer = bart_tokenizer()
+    model = tiny_magic(tokenizer)
+    model.save_pretrained(str(tmp_path))
+    tokenizer.save_pretrained(str(tmp_path))
+    example = Example(id="d:3", task="esconv_strategy", dialogue_id="d",
+                      context=(Turn(USER, "I ' m sad ."), Turn(BOT, "Don ' t worry .", strategy="Affirmation and Reassurance"),
+                               Turn(USER, "It ' s hard .")),
+                      references=("I ' m here .",), label="Greeting",
+                      inputs={"situation": "I can ' t sleep", "response_memory": ("Don ' t worry .",),
+                              "strategy_memory": ("Affirmation and Reassurance",)})
+    task = ESConvStrategyTask(protocol="last")
+    system = MagicSystem(task, model=str(tmp_path), strategy="gold", no_cache=True, progress=False)
+    seen = system.model_view(example)
+    assert [t.text for t in seen.context] == ["I am sad .", "Do not worry .", "It is hard ."]
+    assert seen.inputs["situation"] == "I can not sleep" and seen.inputs["response_memory"] == ("Do not worry .",)
+    assert seen.references == ("I am here .",) and seen.context[1].strategy == "Affirmation and Reassurance"
+    system.close()
+    raw = MagicSystem(task, model=str(tmp_path), strategy="gold", no_cache=True, progress=False,
+                      expand_contractions="false")
+    assert raw.model_view(example) == example
+    raw.close()
