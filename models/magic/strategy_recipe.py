@@ -108,16 +108,16 @@ def strategy_records(tokenizer: Any, examples: Sequence[Example], motivations: S
 
 
 @dataclass
-class SharedHeaderCollator:
-    """Right-pad the rows (clip + target) and add the shared header's ids as ``header_ids`` [1, H]."""
+class SharedHeaderCollator(PaddingCollator):
+    """Right-pad the rows (clip + target) as ``PaddingCollator`` does and add the shared header's ids
+    as ``header_ids`` [1, H]."""
 
-    pad_id: int
-    header: tuple[int, ...]
+    header: tuple[int, ...] = ()
 
     def __call__(self, batch: Sequence[Mapping[str, Sequence[int]]]) -> dict[str, Any]:
         import torch
 
-        out = PaddingCollator(pad_id=self.pad_id)(batch)
+        out = super().__call__(batch)
         out["header_ids"] = torch.tensor([list(self.header)], dtype=torch.long)
         return out
 
