@@ -64,6 +64,43 @@ def load_motivations(path: str | Path | None, examples: Sequence[Example]) -> li
     return list(values)
 
 
+SAMPLINGS = ("spread", "balanced")
+
+
+def balanced(labels: Sequence[str | None], limit: int | None) -> list[int]:
+    """Return at most ``limit`` indices with the classes as equal as the data allows, in file order.
+
+    Each class gives an even spread of its own examples; a class with fewer than its share gives
+    all of them and the rest of the budget goes to the others (water-filling). Under a small budget
+    an evenly spaced subsample keeps the split's skew (ESConv: a quarter Providing Suggestions, under
+    a tenth Greeting) and a LoRA step count too small to learn the rare classes' cues.
+    """
+    if not limit or limit >= len(labels):
+        return list(range(len(labels)))
+    groups: dict[str | None, list[int]] = {}
+    for index, label in enumerate(labels):
+        groups.setdefault(label, []).append(index)
+    shares = {label: 0 for label in groups}
+    left, open_classes = int(limit), sorted(groups, key=lambda k: (len(groups[k]), str(k)))
+    while open_classes and left > 0:
+        share = left // len(open_classes)
+        if share == 0:  # fewer units than classes: one more to each of the largest classes
+            for label in open_classes[::-1][:left]:
+                shares[label] += 1
+            break
+        smallest = open_classes[0]
+        room = len(groups[smallest]) - shares[smallest]
+        if room <= share:
+            shares[smallest] += room
+            left -= room
+            open_classes.pop(0)
+            continue
+        for label in open_classes:
+            shares[label] += share
+        left -= share * len(open_classes)
+    return sorted(i for label, members in groups.items() for i in (spread(members, shares[label]) if shares[label] else []))
+
+
 def spread(items: Sequence, limit: int | None) -> list:
     """Return at most ``limit`` items spaced evenly through ``items`` (deterministic subsample)."""
     if not limit or limit >= len(items):

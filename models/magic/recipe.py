@@ -31,7 +31,8 @@ class MagicRecipe(Recipe):
     system = "magic"
     tasks = (TASK,)
     presets = RESPONSE_PRESETS
-    option_names = ("motivations", "truncation", "motivation", "scheduler", "strategy_base", "response_base", "parts")
+    option_names = ("motivations", "truncation", "motivation", "scheduler", "strategy_base", "response_base", "parts",
+                    "sampling")
 
     def _parts(self) -> tuple[str, ...]:
         parts = tuple(p.strip() for p in str(self.options.get("parts", ",".join(STAGES))).split(",") if p.strip())

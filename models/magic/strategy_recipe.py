@@ -23,7 +23,7 @@ from typing import Any, Mapping, Sequence
 
 from harness.errors import UserError, first_line
 from harness.records import Example
-from models.magic.data import TASK, load_motivations, split_examples, spread
+from models.magic.data import SAMPLINGS, TASK, balanced, load_motivations, split_examples, spread
 from models.magic.prompt import HEADER, build_prompt, build_target
 from training.adapters import AdapterSpec, apply_adapter
 from training.collate import IGNORE_INDEX, PaddingCollator, count_target_tokens, encode_segments
@@ -40,7 +40,7 @@ STRATEGY_PRESETS = {
         model={"base": "embedded:smollm2-135m-instruct", "lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.0,
                "lora_last_layers": 4},
         data={"max_length": 448, "prompt_turns": 3, "max_train_examples": 480, "max_valid_examples": 16,
-              "train_fraction": 0.8, "shared_header": True},
+              "train_fraction": 0.8, "shared_header": True, "sampling": "spread", "frozen_states": True},
     ),
     "paper": Preset(
         name="paper",
@@ -172,7 +172,14 @@ class MagicStrategyRecipe(Recipe):
     system = "magic"
     tasks = (TASK,)
     presets = STRATEGY_PRESETS
-    option_names = ("motivations", "strategy_base")
+    option_names = ("motivations", "strategy_base", "sampling")
+
+    def sampling(self, preset: Preset) -> str:
+        """Return how a ``max_train_examples`` budget picks its examples (option ``sampling``, else the preset's)."""
+        value = str(self.options.get("sampling") or preset.data.get("sampling", "spread"))
+        if value not in SAMPLINGS:
+            raise UserError(f"magic option sampling: '{value}' is not one of {', '.join(SAMPLINGS)}")
+        return value
 
     def build(self, preset: Preset, data: TrainingData, *, seed: int, tokenizer_dir: Path | None = None,
               base: str | None = None) -> TrainingJob:
@@ -187,7 +194,9 @@ class MagicStrategyRecipe(Recipe):
                            dropout=float(preset.model["lora_dropout"]), target_modules=("q_proj", "v_proj"))
         model = apply_adapter(model, spec, layers=list(range(layers - int(last), layers)) if last and layers else None)
         limit_train = preset.data.get("max_train_examples")
-        picked = spread(list(range(len(train))), limit_train)
+        sampling = self.sampling(preset)
+        picked = (balanced([e.label for e in train], limit_train) if sampling == "balanced"
+                  else spread(list(range(len(train))), limit_train))
         train_examples = [train[i] for i in picked]
         train_motivations = [motivations[i] for i in picked] if motivations else None
         valid_examples = spread(valid, preset.data.get("max_valid_examples"))
@@ -196,13 +205,25 @@ class MagicStrategyRecipe(Recipe):
         shared = header_ids(tokenizer) if preset.data.get("shared_header") else None
         train_rows = strategy_records(tokenizer, train_examples, train_motivations, max_length, turns, shared)
         valid_rows = strategy_records(tokenizer, valid_examples, None, max_length, turns, shared)
+        if not train_rows:
+            raise UserError(f"magic strategy stage: none of the {len(train_examples)} training prompts fits max_length "
+                            f"{max_length} (with the task header); raise max_length or lower prompt_turns")
         collator: Any = PaddingCollator(pad_id=tokenizer.pad_token_id)
+        trainer_class = None
         if shared is not None:
             collator = SharedHeaderCollator(pad_id=tokenizer.pad_token_id, header=tuple(shared))
+            trainer_class = make_shared_header_trainer()
+        frozen = 0
+        if shared is not None and preset.data.get("frozen_states"):
+            from models.magic.frozen_states import first_trainable_layer, with_frozen_states
+
+            frozen = first_trainable_layer(model)
+            train_rows, valid_rows, collator, trainer_class = with_frozen_states(model, shared, train_rows, valid_rows,
+                                                                                 tokenizer.pad_token_id, frozen)
         return TrainingJob(model=model, tokenizer=tokenizer, train_dataset=train_rows, eval_dataset=valid_rows or None,
-                           config=preset.train, collator=collator,
-                           trainer_class=make_shared_header_trainer() if shared is not None else None,
+                           config=preset.train, collator=collator, trainer_class=trainer_class,
                            meta={"part": "strategy", "base": base_spec, "train_examples": len(train_rows),
                                  "valid_examples": len(valid_rows), "motivations": bool(motivations),
                                  "prompt_turns": turns, "shared_header": shared is not None,
+                                 "sampling": sampling, "frozen_layers": frozen,
                                  "train_target_tokens": count_target_tokens(train_rows)})

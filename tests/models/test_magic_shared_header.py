@@ -70,3 +70,33 @@ def test_records_with_shared_header_hold_only_clip_and_target_and_check_the_boun
         return
     assert header + row["input_ids"][:len(full) - len(header)] == full
     assert HEADER not in tokenizer.decode(row["input_ids"])
+
+
+def test_frozen_states_loss_and_gradients_match_the_shared_header_loss():
+    """Lower layers run once (their states cached); the top adapted layers give the same loss and grads."""
+    from models.magic.frozen_states import (ROW_KEY, FrozenStatesCollator, first_trainable_layer, frozen_states,
+                                            top_layers_loss)
+    from models.magic.strategy_recipe import SharedHeaderCollator, shared_header_loss
+    from training.collate import encode_segments
+
+    model = _tiny_llama_with_lora()
+    assert first_trainable_layer(model) == 1
+    header = [5, 17, 23, 42, 8, 9, 11]
+    rows = [encode_segments([(clip, False), (target, True)]) for clip, target in
+            [([30, 31, 32], [60, 61, 2]), ([33, 34, 35, 36, 37], [62, 2]), ([38], [63, 64, 65, 2])]]
+    header_states, states = frozen_states(model, header, rows, start=1, batch_size=2)
+    assert [len(s) for s in states] == [len(r["input_ids"]) for r in rows]
+
+    collator = FrozenStatesCollator(pad_id=0, header=tuple(header), header_states=header_states, states=states)
+    batch = collator([{**row, ROW_KEY: [i]} for i, row in enumerate(rows)])
+    loss = top_layers_loss(model, batch, start=1)
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+    model.zero_grad()
+
+    reference = shared_header_loss(model, SharedHeaderCollator(pad_id=0, header=tuple(header))(rows))
+    reference.backward()
+    assert loss.item() == pytest.approx(reference.item(), rel=1e-5)
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            assert torch.allclose(grads[name], param.grad, atol=1e-6, rtol=1e-4), name
