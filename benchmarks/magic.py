@@ -2,7 +2,8 @@
 
 - Training: ``dialbench train magic --preset tiny`` for ``--strategy-steps`` / ``--response-steps``
   optimizer steps on ../shared/data/esconv/valid.txt (synthetic dialogues when absent); reported as
-  non-padding input tokens per second of each stage's ``train_runtime``.
+  non-padding input tokens per second of each stage's ``train_runtime``; then the strategy stage
+  with and without frozen lower-layer states (``frozen_states``), seconds per step side by side.
 - Generation: the trained response model (``strategy=gold``, so only the response model decodes)
   on ``--examples`` held-out examples (MAGIC's test rule), beam 5 through the engine's encoder hook
   at batch 16 vs one example per call, and the released probability-summing search the same way;
@@ -63,6 +64,35 @@ def bench_training(data: Path, out: Path, strategy_steps: int, response_steps: i
     return result
 
 
+def bench_frozen_states(data: Path, out: Path, steps: int) -> dict:
+    """Train the tiny strategy stage with and without frozen lower-layer states, side by side.
+
+    Both runs take the same examples and steps; ``step_s`` is seconds per optimizer step (the part
+    an epoch repeats), ``setup_s`` the rest of the wall (model load, records, and with frozen
+    states the one-off pass through the frozen layers).
+    """
+    from dataclasses import replace
+
+    from models.magic.strategy_recipe import STRATEGY_PRESETS
+    from training.recipe import TrainingData
+    from training.run import train
+
+    tiny = STRATEGY_PRESETS["tiny"]
+    result = {}
+    for frozen in (True, False):
+        preset = replace(tiny, data={**tiny.data, "frozen_states": frozen, "max_train_examples": steps * 8})
+        started = time.perf_counter()
+        summary = train("magic", TrainingData(train={"esconv_strategy": data}), out / f"frozen-{frozen}", preset=preset,
+                        max_steps=steps, overrides={"parts": "strategy", "eval_steps": steps * 100,
+                                                    "logging_steps": steps}, report_to=())
+        wall = time.perf_counter() - started
+        runtime = summary["train_runtime_s"]
+        result["frozen" if frozen else "full"] = {"steps": summary["global_step"], "step_s": round(runtime / steps, 3),
+                                                  "setup_s": round(wall - runtime, 1), "loss": summary["train_loss"]}
+    result["step_speedup"] = round(result["full"]["step_s"] / result["frozen"]["step_s"], 2)
+    return result
+
+
 def bench_generation(model_dir: Path, data: Path, examples: int) -> dict:
     """Time batched vs one-at-a-time decoding (standard and released) and check the outputs match."""
     from harness.generation import GenerationConfig, Generator
@@ -100,6 +130,7 @@ def main() -> None:
     parser.add_argument("--strategy-steps", type=int, default=2)
     parser.add_argument("--response-steps", type=int, default=20)
     parser.add_argument("--examples", type=int, default=16)
+    parser.add_argument("--frozen-steps", type=int, default=6, help="steps of the frozen-states comparison")
     parser.add_argument("--model", type=Path, help="an existing `dialbench train magic` output (skips training)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -108,12 +139,14 @@ def main() -> None:
         if args.model is None:
             out = Path(tmp) / "magic"
             result["training"] = bench_training(data, out, args.strategy_steps, args.response_steps)
+            result["strategy_frozen_states"] = bench_frozen_states(data, Path(tmp) / "frozen", args.frozen_steps)
             model = out
         else:
             model = args.model
         result["generation"] = bench_generation(model, data, args.examples)
         result["tokens_per_s_strategy"] = result.get("training", {}).get("strategy", {}).get("tokens_per_s")
         result["tokens_per_s_response"] = result.get("training", {}).get("response", {}).get("tokens_per_s")
+        result["strategy_step_speedup_frozen_states"] = result.get("strategy_frozen_states", {}).get("step_speedup")
         print(json.dumps(result))
 
 
