@@ -5,9 +5,9 @@ them is frozen, so the states entering the first adapted layer never change duri
 are computed once per example (and once for the shared task header), kept in memory, and every
 epoch runs only the top k layers forward and backward. Same tokens, positions, attention and loss
 as ``shared_header_loss`` (a unit test checks loss and gradients against it); on SmolLM2-135M with
-k = 4 a step costs about a fifth of the full pass (benchmarks/magic.py), so the preset affords several epochs over
-its sample instead of one. Hand-written because no library
-trains from cached intermediate states; the layers themselves are transformers' own modules.
+k = 4 a step costs about a fifth of the full pass (benchmarks/magic.py), so the preset affords
+several epochs over its sample instead of one. Hand-written because no library trains from cached
+intermediate states; the layers themselves are transformers' own modules.
 """
 from __future__ import annotations
 
