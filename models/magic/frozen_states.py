@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from models.magic.strategy_recipe import SharedHeaderCollator
+from models.magic.shared_header import SharedHeaderCollator, make_shared_header_trainer
 from training.collate import IGNORE_INDEX
 
 ROW_KEY = "frozen_row"
@@ -161,8 +161,6 @@ def with_frozen_states(model: Any, header: Sequence[int], train_rows: list[dict[
                        valid_rows: list[dict[str, Any]], pad_id: int, start: int) -> tuple[list, list, Any, type]:
     """Return (train rows, valid rows, collator, trainer class) training from the states entering
     layer ``start``; with nothing frozen (``start`` 0) the plain shared-header path is returned."""
-    from models.magic.strategy_recipe import make_shared_header_trainer
-
     if start == 0:
         return train_rows, valid_rows, SharedHeaderCollator(pad_id=pad_id, header=tuple(header)), make_shared_header_trainer()
     rows = [*train_rows, *valid_rows]

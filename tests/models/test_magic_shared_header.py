@@ -24,7 +24,7 @@ def _tiny_llama_with_lora():
 
 
 def test_shared_header_loss_and_gradients_match_the_full_prompt_loss():
-    from models.magic.strategy_recipe import SharedHeaderCollator, shared_header_loss
+    from models.magic.shared_header import SharedHeaderCollator, shared_header_loss
     from training.collate import PaddingCollator, encode_segments
 
     model = _tiny_llama_with_lora()
@@ -76,7 +76,7 @@ def test_frozen_states_loss_and_gradients_match_the_shared_header_loss():
     """Lower layers run once (their states cached); the top adapted layers give the same loss and grads."""
     from models.magic.frozen_states import (ROW_KEY, FrozenStatesCollator, first_trainable_layer, frozen_states,
                                             top_layers_loss)
-    from models.magic.strategy_recipe import SharedHeaderCollator, shared_header_loss
+    from models.magic.shared_header import SharedHeaderCollator, shared_header_loss
     from training.collate import encode_segments
 
     model = _tiny_llama_with_lora()
