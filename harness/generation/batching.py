@@ -120,7 +120,7 @@ def _generate_once(state: "ModelState", rows: list[Row], keys: list[str], cfg: "
         max_new_tokens=cfg.max_new_tokens, do_sample=False, num_beams=cfg.num_beams, num_return_sequences=1,
         pad_token_id=pad, eos_token_id=eos or None, use_cache=True, repetition_penalty=1.0,
         no_repeat_ngram_size=0, encoder_no_repeat_ngram_size=0, min_new_tokens=0,
-        length_penalty=1.0, temperature=1.0, top_k=50, top_p=1.0,
+        length_penalty=cfg.length_penalty, temperature=1.0, top_k=50, top_p=1.0,
     )
     from transformers import StoppingCriteriaList
 

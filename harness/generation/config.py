@@ -82,6 +82,8 @@ class GenerationConfig:
     top_p: float = 1.0
     top_k: int = 0
     repetition_penalty: float = 1.0
+    length_penalty: float = 1.0
+    """Beam search only: a finished beam scores sum log p / length ** length_penalty (transformers')."""
     stop: tuple[str, ...] = ()
     seed: int | None = None
     stop_token_ids: tuple[int, ...] = ()
@@ -99,6 +101,8 @@ class GenerationConfig:
             problems.append(f"temperature must be > 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             problems.append(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.length_penalty != 1.0 and self.num_beams == 1:
+            problems.append("length_penalty only applies to beam search (num_beams > 1)")
         if self.top_k < 0 or self.repetition_penalty <= 0:
             problems.append("top_k must be >= 0 and repetition_penalty > 0")
         if any(not s for s in self.stop):
@@ -118,6 +122,8 @@ class GenerationConfig:
         data["stop_token_ids"] = sorted(set(self.stop_token_ids))
         if not data["stop_token_ids"]:
             data.pop("stop_token_ids")  # keeps the keys of every earlier cache entry valid
+        if self.length_penalty == 1.0:
+            data.pop("length_penalty")  # likewise
         if not self.do_sample:
             for name in ("temperature", "top_p", "top_k", "seed"):
                 data.pop(name)

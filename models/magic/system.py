@@ -44,6 +44,15 @@ def _choice(options: dict[str, Any], name: str, default: str, choices: Sequence[
     return value
 
 
+def _length_penalty(options: dict[str, Any]) -> float:
+    """Return the beam length penalty: 1.0 is MAGIC's README setting (and ``standard`` decoding)."""
+    raw = options.get("length_penalty", 1.0)
+    try:
+        return float(str(raw))
+    except ValueError:
+        raise UserError(f"system 'magic' option length_penalty: expected a number, got '{raw}'") from None
+
+
 def _number(options: dict[str, Any], name: str, default: int) -> int:
     try:
         value = int(str(options.get(name, default)))
@@ -57,14 +66,15 @@ def _number(options: dict[str, Any], name: str, default: int) -> int:
 class MagicSystem(System):
     """See the module docstring; options: model, strategy, strategy_parser, decoding, truncation,
     strategy_model (a strategy LM source for the released layout), num_beams (5), max_new_tokens (64),
+    length_penalty (1.0, ``standard`` only),
     strategy_max_new_tokens, batch_size (16), device, no_cache, cache_path, seed, heads,
     expand_contractions (true)."""
 
     name = "magic"
     description = "MAGIC: LoRA strategy inference + BART generator with a per-strategy memory (ECML-PKDD 2024)"
     option_names = ("model", "strategy", "strategy_parser", "decoding", "truncation", "strategy_model", "num_beams",
-                    "max_new_tokens", "strategy_max_new_tokens", "batch_size", "device", "no_cache", "cache_path",
-                    "seed", "heads", "progress", "expand_contractions")
+                    "max_new_tokens", "length_penalty", "strategy_max_new_tokens", "batch_size", "device", "no_cache",
+                    "cache_path", "seed", "heads", "progress", "expand_contractions")
 
     def __init__(self, task: Any, **options: Any) -> None:
         super().__init__(task, **options)
@@ -90,6 +100,7 @@ class MagicSystem(System):
                                   TRUNCATIONS)
         self.num_beams = _number(options, "num_beams", 5)
         self.max_new_tokens = _number(options, "max_new_tokens", 64)
+        self.length_penalty = _length_penalty(options)
         batch = str(options.get("batch_size", "auto"))
         self.batch_size: Any = "auto" if batch == "auto" else _number(options, "batch_size", 16)
         device = str(options.get("device") or "auto")
@@ -225,7 +236,8 @@ class MagicSystem(System):
         if self.decoding == "released":
             texts = self.released_decode(prompts)
         else:
-            config = GenerationConfig(max_new_tokens=self.max_new_tokens, num_beams=self.num_beams)
+            config = GenerationConfig(max_new_tokens=self.max_new_tokens, num_beams=self.num_beams,
+                                      length_penalty=self.length_penalty)
             texts = self.generator.generate(prompts, config, encoder_hook=self.hook)
         scored = [i for i, e in enumerate(examples) if e.references and e.references[0].strip()]
         pairs = [(prompts[i], TokenPrompt(self.featurizer.target(examples[i].references[0]))) for i in scored]
@@ -249,6 +261,7 @@ class MagicSystem(System):
                      "truncation": self.truncation, "motivation": self.model.config.motivation,
                      "expand_contractions": self.expand,
                      "num_beams": self.num_beams, "max_new_tokens": self.max_new_tokens,
+                     "length_penalty": self.length_penalty,
                      "bank_sizes": self.model.bank.sizes(), "magic": self.meta,
                      "stats": {**self.stats, **dict(self.generator.stats)},
                      "strategy_model": getattr(self, "strategy_spec", None)})

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,30 @@ def test_token_type_beam_search_and_stop_token_ids_batch_invariant(tiny_gpt2):
     for cfg in (GenerationConfig(max_new_tokens=8, num_beams=3), GenerationConfig(max_new_tokens=8, stop_token_ids=(stop_id,)),
                 GenerationConfig(max_new_tokens=8, repetition_penalty=1.5)):
         assert engine(tiny_gpt2, 6).generate(prompts, cfg) == engine(tiny_gpt2, 1).generate(prompts, cfg)
+
+
+def test_length_penalty_reaches_beam_search_and_keeps_old_cache_keys(tiny_gpt2):
+    assert "length_penalty" not in GenerationConfig(num_beams=3).key()  # entries made before the field still hit
+    assert GenerationConfig(num_beams=3, length_penalty=2.0).key()["length_penalty"] == 2.0
+    with pytest.raises(UserError, match="length_penalty only applies to beam search"):
+        GenerationConfig(length_penalty=2.0)
+    tok = tiny_gpt2.tokenizer
+    prompts = token_prompts(tok, 12)
+    free = engine(tiny_gpt2, 12).generate(prompts, GenerationConfig(max_new_tokens=12))
+    counts = Counter(t for text in free for t in tok(text, add_special_tokens=False)["input_ids"])
+    changed = []
+    for stop_id, _ in counts.most_common(10):  # stop tokens make beams finish at many lengths
+        lengths = {}
+        for penalty in (-4.0, 4.0):
+            cfg = GenerationConfig(max_new_tokens=12, num_beams=4, stop_token_ids=(stop_id,), length_penalty=penalty)
+            out = engine(tiny_gpt2, 6).generate(prompts, cfg)
+            assert out == engine(tiny_gpt2, 1).generate(prompts, cfg)
+            lengths[penalty] = [len(tok(text, add_special_tokens=False)["input_ids"]) for text in out]
+        if lengths[4.0] != lengths[-4.0]:
+            changed.append(stop_id)
+            # a larger exponent divides long beams' (negative) sums more, so the longer finished beams win
+            assert all(long >= short for long, short in zip(lengths[4.0], lengths[-4.0]))
+    assert changed  # the penalty really reaches transformers' beam scorer
 
 
 def test_token_prompt_loglikelihood_equals_a_direct_forward(tiny_gpt2):
