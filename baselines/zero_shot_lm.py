@@ -46,7 +46,8 @@ class ZeroShotLMSystem(System):
 
     Options: ``model`` (source, default embedded SmolLM2-135M-Instruct), ``batch_size`` (int or
     auto), ``dtype``/``device`` (auto), ``max_new_tokens`` (64), decoding (``do_sample``,
-    ``num_beams``, ``temperature``, ``top_p``, ``top_k``, ``repetition_penalty``, ``seed``),
+    ``num_beams``, ``temperature``, ``top_p``, ``top_k``, ``repetition_penalty``,
+    ``no_repeat_ngram_size``, ``length_penalty`` (beam search), ``seed``),
     ``no_cache``, ``cache_path``, ``trust_remote_code``, ``score_references`` (true),
     ``progress`` (true).
     """
@@ -55,7 +56,7 @@ class ZeroShotLMSystem(System):
     description = "instruction LM through its chat template with the task's prompt (default SmolLM2-135M-Instruct)"
     option_names = ("model", "batch_size", "dtype", "device", "max_new_tokens", "no_cache", "trust_remote_code",
                     "cache_path", "do_sample", "num_beams", "temperature", "top_p", "top_k", "repetition_penalty",
-                    "seed", "score_references", "progress")
+                    "no_repeat_ngram_size", "length_penalty", "seed", "score_references", "progress")
 
     def __init__(self, task: Any, **options: Any) -> None:
         super().__init__(task, **options)
@@ -76,6 +77,8 @@ class ZeroShotLMSystem(System):
             top_p=option_number("top_p", options.get("top_p", 1.0), float),
             top_k=option_number("top_k", options.get("top_k", 0), int),
             repetition_penalty=option_number("repetition_penalty", options.get("repetition_penalty", 1.0), float),
+            no_repeat_ngram_size=option_number("no_repeat_ngram_size", options.get("no_repeat_ngram_size", 0), int),
+            length_penalty=option_number("length_penalty", options.get("length_penalty", 1.0), float),
             seed=None if seed is None else option_number("seed", seed, int),
         )
         self.score_references = option_flag("score_references", options.get("score_references", True))

@@ -66,6 +66,7 @@ def _control(state: "ModelState", skipped: list[int], keys: list[str], cfg: "Gen
     if cfg.do_sample:
         seeds = [row_seed(k) for k in keys] if cfg.seed is not None else [random.getrandbits(63) for _ in keys]
     return RowControl(skipped, rows_per_prompt=cfg.num_beams, repetition_penalty=cfg.repetition_penalty,
+                      no_repeat_ngram_size=cfg.no_repeat_ngram_size,
                       sampling=Sampling(cfg.temperature, cfg.top_k, cfg.top_p) if cfg.do_sample else None,
                       seeds=seeds, record_margins=record and not cfg.do_sample and cfg.num_beams == 1,
                       end_ids=[*end_ids(state, cfg), state.pad_id], generated_from=generated_from)
@@ -116,6 +117,7 @@ def _generate_once(state: "ModelState", rows: list[Row], keys: list[str], cfg: "
     control = _control(state, skipped, keys, cfg, record=len(rows) > 1, generated_from=generated_from)
     # Everything that shapes decoding is set here, so a model's shipped generation_config.json
     # (no_repeat_ngram_size, min_length, sampling defaults...) cannot silently change our outputs.
+    # Repetition penalty and n-gram blocking are applied per row by ``control``, not by transformers.
     hf_config = HFGenerationConfig(
         max_new_tokens=cfg.max_new_tokens, do_sample=False, num_beams=cfg.num_beams, num_return_sequences=1,
         pad_token_id=pad, eos_token_id=eos or None, use_cache=True, repetition_penalty=1.0,

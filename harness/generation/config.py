@@ -84,6 +84,8 @@ class GenerationConfig:
     repetition_penalty: float = 1.0
     length_penalty: float = 1.0
     """Beam search only: a finished beam scores sum log p / length ** length_penalty (transformers')."""
+    no_repeat_ngram_size: int = 0
+    """Ban a token that would repeat an n-gram of this size already in the row (0: off; transformers' rule)."""
     stop: tuple[str, ...] = ()
     seed: int | None = None
     stop_token_ids: tuple[int, ...] = ()
@@ -103,6 +105,8 @@ class GenerationConfig:
             problems.append(f"top_p must be in (0, 1], got {self.top_p}")
         if self.length_penalty != 1.0 and self.num_beams == 1:
             problems.append("length_penalty only applies to beam search (num_beams > 1)")
+        if self.no_repeat_ngram_size < 0:
+            problems.append(f"no_repeat_ngram_size must be >= 0, got {self.no_repeat_ngram_size}")
         if self.top_k < 0 or self.repetition_penalty <= 0:
             problems.append("top_k must be >= 0 and repetition_penalty > 0")
         if any(not s for s in self.stop):
@@ -124,6 +128,8 @@ class GenerationConfig:
             data.pop("stop_token_ids")  # keeps the keys of every earlier cache entry valid
         if self.length_penalty == 1.0:
             data.pop("length_penalty")  # likewise
+        if not self.no_repeat_ngram_size:
+            data.pop("no_repeat_ngram_size")  # likewise
         if not self.do_sample:
             for name in ("temperature", "top_p", "top_k", "seed"):
                 data.pop(name)

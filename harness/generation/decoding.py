@@ -7,6 +7,8 @@ into results in two places this module closes:
   padding included. With pad = eos (SmolLM2, GPT-2) a padded row gets its end token penalised and an
   unpadded one does not, so the same prompt ends differently in different batches. Here the penalty
   skips each row's padding.
+- N-gram blocking: ``NoRepeatNGramLogitsProcessor`` reads every column, so a padded row's pad
+  n-grams can ban tokens an unpadded one may use. Here each row's n-grams start after its padding.
 - Sampling: ``do_sample`` draws the whole batch from the global RNG, so a prompt's sample depends on
   its neighbours and its position. Here every row draws from its own ``torch.Generator`` seeded from
   the request's cache key (which includes the user's seed), and the drawn token is forced by masking
@@ -64,10 +66,11 @@ class RowControl:
     """
 
     def __init__(self, pad_lengths: Sequence[int], *, rows_per_prompt: int = 1, repetition_penalty: float = 1.0,
-                 sampling: Sampling | None = None, seeds: Sequence[int] | None = None, record_margins: bool = False,
+                 no_repeat_ngram_size: int = 0, sampling: Sampling | None = None, seeds: Sequence[int] | None = None, record_margins: bool = False,
                  end_ids: Sequence[int] = (), generated_from: int | None = None):
         self.pad_lengths = [p for p in pad_lengths for _ in range(rows_per_prompt)]
         self.penalty = repetition_penalty
+        self.no_repeat = no_repeat_ngram_size
         self.sampling = sampling
         self.generators: list[torch.Generator] | None = None
         if sampling is not None:
@@ -83,8 +86,7 @@ class RowControl:
         """Batch positions a pruning loop knows are done but has not removed yet (margins skip them)."""
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        if self.penalty != 1.0:
-            scores = self._penalise(input_ids, scores)
+        scores = self._shape(input_ids, scores)
         if self.record_margins and scores.shape[-1] > 1:
             self._record(input_ids, scores)
         if self.generators is not None:
@@ -93,8 +95,7 @@ class RowControl:
 
     def choose(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         """Return each row's next token (for a loop of our own: one top-2 pass serves margin and choice)."""
-        if self.penalty != 1.0:
-            scores = self._penalise(input_ids, scores)
+        scores = self._shape(input_ids, scores)
         if self.generators is not None:
             return self._sample(scores).argmax(dim=-1)
         top = torch.topk(scores, 2, dim=-1)
@@ -124,6 +125,33 @@ class RowControl:
             row = self.rows[position]
             if not done and gap < self.margins[row]:
                 self.margins[row] = gap
+
+    def _shape(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        """Apply the repetition penalty, then the n-gram block (transformers' processor order)."""
+        if self.penalty != 1.0:
+            scores = self._penalise(input_ids, scores)
+        if self.no_repeat > 0:
+            scores = self._block_ngrams(input_ids, scores)
+        return scores
+
+    def _block_ngrams(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        """Ban each token that would repeat an n-gram of the row's own tokens (its padding excluded).
+
+        Same rule as transformers' ``NoRepeatNGramLogitsProcessor`` on an unpadded row, without its
+        Python loop over rows and positions: the n-grams are a strided view of the ids.
+        """
+        n, width = self.no_repeat, input_ids.shape[1]
+        if width < n:
+            return scores
+        grams = input_ids.unfold(1, n, 1)  # (rows, width - n + 1, n)
+        current = input_ids[:, width - n + 1:]  # the n - 1 latest tokens (empty for n = 1)
+        match = (grams[:, :, :n - 1] == current.unsqueeze(1)).all(dim=-1)
+        pads = torch.tensor(self.pad_lengths, device=input_ids.device).unsqueeze(1)
+        starts = torch.arange(grams.shape[1], device=input_ids.device).unsqueeze(0)
+        match &= starts >= pads  # an n-gram that begins in the padding is not the row's own
+        # scatter_add, not a boolean scatter: repeated ids with mixed True/False must still ban
+        banned = torch.zeros(scores.shape, device=scores.device).scatter_add_(1, grams[:, :, -1], match.to(scores.device, torch.float))
+        return scores.masked_fill(banned > 0, float("-inf"))
 
     def _penalise(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         """Penalise each row's earlier tokens (CTRL rule, as transformers), ignoring its left padding."""

@@ -105,6 +105,46 @@ def test_repetition_penalty_skips_left_padding():
     assert out[1].tolist() == [2.0, 1.0, -2.0, 0.5]
 
 
+def test_ngram_block_matches_transformers_on_unpadded_rows_and_skips_padding():
+    from transformers import NoRepeatNGramLogitsProcessor
+
+    from harness.generation.decoding import RowControl
+
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 6, (64, 12), generator=generator)  # a small vocabulary: many repeated n-grams
+    scores = torch.randn(64, 6, generator=generator)
+    for n in (1, 2, 3, 4, 13):
+        expected = NoRepeatNGramLogitsProcessor(n)(ids, scores.clone())
+        assert torch.equal(RowControl([0] * 64, no_repeat_ngram_size=n)(ids, scores.clone()), expected)
+    assert torch.isinf(NoRepeatNGramLogitsProcessor(2)(ids, scores.clone())).any()  # the check above bans something
+    # row 0 is row 1 behind two pads (id 0): "0 0" and "0 1" are pad n-grams, not the row's own
+    padded = torch.tensor([[0, 0, 1, 0, 1, 0], [7, 7, 1, 0, 1, 0]]) % 6
+    out = RowControl([2, 0], no_repeat_ngram_size=2)(padded, torch.zeros(2, 6))
+    assert torch.isinf(out[0]).nonzero().flatten().tolist() == [1]  # only "0 1", seen after the padding
+    assert torch.isinf(out[1]).nonzero().flatten().tolist() == [1]
+
+
+def test_ngram_block_is_batch_invariant_and_keeps_old_cache_keys(tiny_llama):
+    assert "no_repeat_ngram_size" not in GenerationConfig().key()  # entries made before the field still hit
+    assert GenerationConfig(no_repeat_ngram_size=2).key()["no_repeat_ngram_size"] == 2
+    with pytest.raises(UserError, match="no_repeat_ngram_size must be >= 0"):
+        GenerationConfig(no_repeat_ngram_size=-1)
+    tok, model, prompts = tiny_llama.tokenizer, tiny_llama.model, chat_prompts(5)
+    free = engine(tiny_llama, 5).generate(prompts, GenerationConfig(max_new_tokens=16))
+    greedy = GenerationConfig(max_new_tokens=16, no_repeat_ngram_size=2)
+    blocked = engine(tiny_llama, 5).generate(prompts, greedy)
+    assert blocked != free  # the random tiny model repeats itself without the block
+    for prompt, text in zip(prompts, blocked):  # transformers' own rule, one unpadded row at a time
+        context = tok(tok.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True),
+                      add_special_tokens=False).input_ids
+        with torch.inference_mode():
+            out = model.generate(torch.tensor([context]), max_new_tokens=16, do_sample=False, num_beams=1,
+                                 no_repeat_ngram_size=2, pad_token_id=tok.pad_token_id or tok.eos_token_id)
+        assert text == tok.decode(out[0, len(context):], skip_special_tokens=True).strip()
+    beams = GenerationConfig(max_new_tokens=16, no_repeat_ngram_size=2, num_beams=3)
+    assert engine(tiny_llama, 5).generate(prompts, beams) == engine(tiny_llama, 1).generate(prompts, beams)
+
+
 def test_loglikelihood_matches_direct_computation(tiny_llama):
     tok, model = tiny_llama.tokenizer, tiny_llama.model
     prompts = chat_prompts(5)

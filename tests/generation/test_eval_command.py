@@ -174,3 +174,16 @@ def test_embedded_smollm2_eval_and_batch_invariance(tmp_path, monkeypatch, capsy
         gen = Generator(loaded.model, loaded.tokenizer, fingerprint=loaded.fingerprint, batch_size=size, progress=False)
         outputs[size] = gen.generate(prompts, cfg)
     assert outputs[1] == outputs[16] and len(set(outputs[1])) > len(prompts) // 2
+
+
+def test_zero_shot_lm_passes_its_beam_options_to_the_engine(tiny_llama_dir):
+    from baselines.zero_shot_lm import ZeroShotLMSystem
+    from harness.errors import UserError
+    from harness.plugins import TASKS
+
+    task = TASKS.get("convai2_persona")()
+    system = ZeroShotLMSystem(task, model=str(tiny_llama_dir), num_beams="3", length_penalty="1.5",
+                              no_repeat_ngram_size="2", no_cache="true", progress="false")
+    assert (system.config.num_beams, system.config.length_penalty, system.config.no_repeat_ngram_size) == (3, 1.5, 2)
+    with pytest.raises(UserError, match="no_repeat_ngram_size must be >= 0"):
+        ZeroShotLMSystem(task, model=str(tiny_llama_dir), no_repeat_ngram_size="-2", no_cache="true")
