@@ -17,6 +17,12 @@ states 1.0; a plain ``BartForConditionalGeneration`` and an mBART-style pre-LN s
 and the decoder said "I am so sorry to hear that ." whatever the context. With std 0.08 attention
 is content-dependent from the first step and the states stay distinct (std 0.93, cosine 0.80 after
 three epochs). ``max_source`` 96 keeps the latest turns (left truncation) and halves the encoder's cost.
+
+``standard_decoding`` (model key; written to ``magic.json``, read by the ``magic`` system as its
+beam defaults): ``tiny`` decodes with length penalty 1.3 and a 3-gram block. At MAGIC's 1.0 the
+tiny generator's memory-steered beams settle on each strategy's modal short reply, half the
+reference length; a length term alone turns them into loops. Both values were chosen on a split
+of the training dialogues (README, MAGIC), never on held-out data; ``paper`` keeps 1.0 and no block.
 """
 from __future__ import annotations
 
@@ -46,7 +52,8 @@ RESPONSE_PRESETS = {
                           weight_decay=0.01, max_grad_norm=1.0, early_stopping_patience=3, logging_steps=20,
                           cpu_threads=1, save_total_limit=1),
         model={"d_model": 128, "layers": 2, "heads": 4, "ffn_dim": 256, "vocab_size": 3000, "max_positions": 512,
-               "init_std": 0.08, "dropout": 0.25},
+               "init_std": 0.08, "dropout": 0.25,
+               "standard_decoding": {"length_penalty": 1.3, "no_repeat_ngram_size": 3}},
         data={"max_source": 96, "max_target": 40, "memory_length": 32, "max_motivation": 48, "train_fraction": 0.8},
     ),
     "paper": Preset(
@@ -179,5 +186,6 @@ class MagicResponseRecipe(Recipe):
             trainer_class=make_trainer_class(scheduler),
             meta={"part": "response", "base": base, "train_examples": len(train_rows), "valid_examples": len(valid_rows),
                   "vocab_size": len(tokenizer), "features": spec.__dict__, "scheduler": scheduler,
+                  "standard_decoding": dict(preset.model.get("standard_decoding") or {}),
                   "motivations": bool(motivations), "train_target_tokens": count_target_tokens(train_rows)},
         )

@@ -4,8 +4,9 @@ Per example: the strategy comes from ``strategy`` = ``inferred`` (default: the s
 generates from MAGIC's prompt through the shared generation engine, and ``strategy_parser``
 intended|released maps its output to a class), ``gold`` (oracle label) or ``none`` (no memory
 vector: the ablation). The response model then decodes with ``decoding`` = ``standard`` (beam 5,
-<= 64 new tokens, eos stop, length penalty 1.0; transformers beam search, batched) or ``released``
-(the probability-summing 64-step beam, ``decoding.py``). Rows are length-sorted into batches and
+<= 64 new tokens, eos stop, length penalty 1.0, no n-gram block; transformers beam search, batched;
+a checkpoint's ``standard_decoding`` in ``magic.json`` may change the last two, and ``--set`` wins
+over both) or ``released`` (the probability-summing 64-step beam, ``decoding.py``). Rows are length-sorted into batches and
 every decoded response is stored in the generation cache, keyed by the model's weights, its
 inputs and the decoding settings, so nothing is generated twice. ``truncation`` defaults to what
 the model was trained with. The predicted label is reported only for ``inferred`` (gold would
@@ -35,6 +36,8 @@ from models.magic.prompt import PARSERS, build_prompt, parse_strategy
 from models.magic.recipe import MAGIC_FILE, STRATEGY_DIR
 
 SOURCES = ("inferred", "gold", "none")
+NEUTRAL_BEAM: dict[str, Any] = {"length_penalty": 1.0, "no_repeat_ngram_size": 0}
+"""The beam settings of MAGIC's README (``standard`` decoding); the released search has no such terms."""
 
 
 def _choice(options: dict[str, Any], name: str, default: str, choices: Sequence[str]) -> str:
@@ -44,13 +47,21 @@ def _choice(options: dict[str, Any], name: str, default: str, choices: Sequence[
     return value
 
 
-def _length_penalty(options: dict[str, Any]) -> float:
-    """Return the beam length penalty: 1.0 is MAGIC's README setting (and ``standard`` decoding)."""
-    raw = options.get("length_penalty", 1.0)
+def _beam_setting(options: dict[str, Any], defaults: dict[str, Any], name: str, cast: type) -> Any:
+    """Return a beam-search setting: the user's option, else the checkpoint's default, else the neutral value.
+
+    MAGIC's README decodes with length penalty 1.0 and no n-gram block; a preset may ship other
+    values (tuned on its own training split) in ``magic.json``'s ``standard_decoding``.
+    """
+    raw = options.get(name, defaults.get(name, NEUTRAL_BEAM[name]))
     try:
-        return float(str(raw))
+        value = cast(str(raw))
     except ValueError:
-        raise UserError(f"system 'magic' option length_penalty: expected a number, got '{raw}'") from None
+        raise UserError(f"system 'magic' option {name}: expected {'a number' if cast is float else 'an integer'}, "
+                        f"got '{raw}'") from None
+    if cast is int and value < 0:
+        raise UserError(f"system 'magic' option {name}: must be at least 0, got {value}")
+    return value
 
 
 def _number(options: dict[str, Any], name: str, default: int) -> int:
@@ -66,14 +77,15 @@ def _number(options: dict[str, Any], name: str, default: int) -> int:
 class MagicSystem(System):
     """See the module docstring; options: model, strategy, strategy_parser, decoding, truncation,
     strategy_model (a strategy LM source for the released layout), num_beams (5), max_new_tokens (64),
-    length_penalty (1.0, ``standard`` only),
+    length_penalty (1.0) and no_repeat_ngram_size (0) for ``standard`` only, defaulting to the
+    checkpoint's ``standard_decoding`` (the ``tiny`` preset ships its own, see the recipe),
     strategy_max_new_tokens, batch_size (16), device, no_cache, cache_path, seed, heads,
     expand_contractions (true)."""
 
     name = "magic"
     description = "MAGIC: LoRA strategy inference + BART generator with a per-strategy memory (ECML-PKDD 2024)"
     option_names = ("model", "strategy", "strategy_parser", "decoding", "truncation", "strategy_model", "num_beams",
-                    "max_new_tokens", "length_penalty", "strategy_max_new_tokens", "batch_size", "device", "no_cache",
+                    "max_new_tokens", "length_penalty", "no_repeat_ngram_size", "strategy_max_new_tokens", "batch_size", "device", "no_cache",
                     "cache_path", "seed", "heads", "progress", "expand_contractions")
 
     def __init__(self, task: Any, **options: Any) -> None:
@@ -100,7 +112,16 @@ class MagicSystem(System):
                                   TRUNCATIONS)
         self.num_beams = _number(options, "num_beams", 5)
         self.max_new_tokens = _number(options, "max_new_tokens", 64)
-        self.length_penalty = _length_penalty(options)
+        beam_defaults = dict(self.meta.get("standard_decoding") or {})
+        self.length_penalty = _beam_setting(options, beam_defaults, "length_penalty", float)
+        self.no_repeat_ngram_size = _beam_setting(options, beam_defaults, "no_repeat_ngram_size", int)
+        if self.decoding == "released":
+            changed = [name for name in NEUTRAL_BEAM if name in options
+                       and getattr(self, name) != NEUTRAL_BEAM[name]]
+            if changed:
+                raise UserError(f"system 'magic' option {changed[0]} applies to decoding=standard only; the released "
+                                "probability-summing search has no such term")
+            self.length_penalty, self.no_repeat_ngram_size = NEUTRAL_BEAM["length_penalty"], NEUTRAL_BEAM["no_repeat_ngram_size"]
         batch = str(options.get("batch_size", "auto"))
         self.batch_size: Any = "auto" if batch == "auto" else _number(options, "batch_size", 16)
         device = str(options.get("device") or "auto")
@@ -237,7 +258,7 @@ class MagicSystem(System):
             texts = self.released_decode(prompts)
         else:
             config = GenerationConfig(max_new_tokens=self.max_new_tokens, num_beams=self.num_beams,
-                                      length_penalty=self.length_penalty)
+                                      length_penalty=self.length_penalty, no_repeat_ngram_size=self.no_repeat_ngram_size)
             texts = self.generator.generate(prompts, config, encoder_hook=self.hook)
         scored = [i for i, e in enumerate(examples) if e.references and e.references[0].strip()]
         pairs = [(prompts[i], TokenPrompt(self.featurizer.target(examples[i].references[0]))) for i in scored]
@@ -261,7 +282,7 @@ class MagicSystem(System):
                      "truncation": self.truncation, "motivation": self.model.config.motivation,
                      "expand_contractions": self.expand,
                      "num_beams": self.num_beams, "max_new_tokens": self.max_new_tokens,
-                     "length_penalty": self.length_penalty,
+                     "length_penalty": self.length_penalty, "no_repeat_ngram_size": self.no_repeat_ngram_size,
                      "bank_sizes": self.model.bank.sizes(), "magic": self.meta,
                      "stats": {**self.stats, **dict(self.generator.stats)},
                      "strategy_model": getattr(self, "strategy_spec", None)})

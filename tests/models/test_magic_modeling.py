@@ -1,6 +1,7 @@
 """The response model: memory-enhance attention, bank updates in training only, engine hook, both checkpoint layouts."""
 from __future__ import annotations
 
+import json
 import pickle
 
 import pytest
@@ -185,3 +186,37 @@ def test_system_reads_inputs_with_contractions_expanded_unless_switched_off(tmp_
                       expand_contractions="false")
     assert raw.model_view(example) == example
     raw.close()
+
+
+def test_beam_defaults_come_from_the_checkpoint_and_reach_the_beam_search(tmp_path):
+    """magic.json's standard_decoding sets the defaults, --set wins, and the released search refuses them."""
+    from harness.records import BOT, USER, Example, Turn
+    from models.magic.system import MagicSystem
+    from tasks.esconv import ESConvStrategyTask
+
+    tokenizer = bart_tokenizer()
+    tiny_magic(tokenizer).save_pretrained(str(tmp_path))
+    tokenizer.save_pretrained(str(tmp_path))
+    task = ESConvStrategyTask(protocol="last")
+    example = Example(id="d:1", task="esconv_strategy", dialogue_id="d", context=(Turn(USER, "I feel low today ."),),
+                      references=("I am here .",), label="Question", inputs={"response_memory": (), "strategy_memory": ()})
+
+    def run(**options):
+        options = {"max_new_tokens": 24, **options}
+        system = MagicSystem(task, model=str(tmp_path), strategy="gold", no_cache=True, progress=False, **options)
+        text, info = system.respond([example])[0].text, system.info()
+        system.close()
+        return text, (info["length_penalty"], info["no_repeat_ngram_size"])
+
+    plain, settings = run()
+    assert settings == (1.0, 0)  # no magic.json: MAGIC's README settings
+    (tmp_path / "magic.json").write_text(json.dumps({"standard_decoding": {"length_penalty": 1.3,
+                                                                           "no_repeat_ngram_size": 1}}))
+    blocked, settings = run()
+    assert settings == (1.3, 1) and blocked != plain  # a random model repeats tokens; the block stops it
+    assert run(length_penalty="1.0", no_repeat_ngram_size="0") == (plain, (1.0, 0))
+    assert run(decoding="released", max_new_tokens=4)[1] == (1.0, 0)  # the released search has no such terms
+    with pytest.raises(UserError, match="no_repeat_ngram_size applies to decoding=standard only"):
+        MagicSystem(task, model=str(tmp_path), strategy="gold", decoding="released", no_repeat_ngram_size="2")
+    with pytest.raises(UserError, match="option no_repeat_ngram_size: must be at least 0"):
+        MagicSystem(task, model=str(tmp_path), strategy="gold", no_repeat_ngram_size="-1")

@@ -17,7 +17,8 @@ def small_response_preset(**train) -> Preset:
                     bf16=False, cpu_threads=1)
     settings.update(train)
     return Preset(name="test", description="unit-test size", train=TrainConfig(**settings),
-                  model={"d_model": 32, "layers": 1, "heads": 2, "ffn_dim": 64, "vocab_size": 300, "max_positions": 128},
+                  model={"d_model": 32, "layers": 1, "heads": 2, "ffn_dim": 64, "vocab_size": 300, "max_positions": 128,
+                         "standard_decoding": {"length_penalty": 1.3, "no_repeat_ngram_size": 3}},
                   data={"max_source": 96, "max_target": 24, "memory_length": 16, "max_motivation": 16, "train_fraction": 0.8})
 
 
@@ -41,6 +42,8 @@ def test_response_training_learns_saves_banks_and_released_schedule_is_per_epoch
     assert losses[-1] < losses[0]
     model, _ = load_response_model(out)
     assert sum(model.bank.sizes()) > 0 and model.config.motivation == "encoded"
+    recipe_meta = json.loads((out / "dialbench_training.json").read_text())["recipe"]
+    assert recipe_meta["standard_decoding"] == {"length_penalty": 1.3, "no_repeat_ngram_size": 3}  # for magic.json
     state = json.loads((out / "checkpoints" / sorted(p.name for p in (out / "checkpoints").iterdir())[-1] / "trainer_state.json").read_text())
     rates = [entry["learning_rate"] for entry in state["log_history"] if "learning_rate" in entry]
     steps_per_epoch = summary["global_step"] // 2
@@ -78,6 +81,7 @@ def test_paper_presets_run_two_steps_with_tiny_llama_and_bart(tmp_path):
     assert summary["stages"]["strategy"]["global_step"] == 2 and summary["stages"]["response"]["global_step"] == 2
     info = json.loads((out / "magic.json").read_text())
     assert info["strategy_base"] == str(llama_dir) and info["features"]["max_source"] == 512
+    assert info["standard_decoding"] == {}  # the paper preset decodes with MAGIC's README settings
     adapter = json.loads((out / "strategy" / "adapter_config.json").read_text())
     assert sorted(adapter["target_modules"]) == ["q_proj", "v_proj"]
     task = ESConvStrategyTask(protocol="last", expand_contractions=True)
