@@ -66,7 +66,8 @@ class RowControl:
     """
 
     def __init__(self, pad_lengths: Sequence[int], *, rows_per_prompt: int = 1, repetition_penalty: float = 1.0,
-                 no_repeat_ngram_size: int = 0, sampling: Sampling | None = None, seeds: Sequence[int] | None = None, record_margins: bool = False,
+                 no_repeat_ngram_size: int = 0, sampling: Sampling | None = None, seeds: Sequence[int] | None = None,
+                 record_margins: bool = False,
                  end_ids: Sequence[int] = (), generated_from: int | None = None):
         self.pad_lengths = [p for p in pad_lengths for _ in range(rows_per_prompt)]
         self.penalty = repetition_penalty
@@ -150,7 +151,8 @@ class RowControl:
         starts = torch.arange(grams.shape[1], device=input_ids.device).unsqueeze(0)
         match &= starts >= pads  # an n-gram that begins in the padding is not the row's own
         # scatter_add, not a boolean scatter: repeated ids with mixed True/False must still ban
-        banned = torch.zeros(scores.shape, device=scores.device).scatter_add_(1, grams[:, :, -1], match.to(scores.device, torch.float))
+        hits = match.to(scores.device, torch.float)
+        banned = torch.zeros(scores.shape, device=scores.device).scatter_add_(1, grams[:, :, -1].to(scores.device), hits)
         return scores.masked_fill(banned > 0, float("-inf"))
 
     def _penalise(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:

@@ -73,7 +73,8 @@ class MagicRecipe(Recipe):
             meta = _read(output_dir / "dialbench_training.json")
             info["features"] = meta.get("recipe", {}).get("features", previous.get("features"))
             info["scheduler"] = meta.get("recipe", {}).get("scheduler", previous.get("scheduler"))
-            info["standard_decoding"] = meta.get("recipe", {}).get("standard_decoding", previous.get("standard_decoding") or {})
+            previous_decoding = previous.get("standard_decoding") or {}
+            info["standard_decoding"] = meta.get("recipe", {}).get("standard_decoding", previous_decoding)
         write_json(output_dir / MAGIC_FILE, info)
         last = summaries.get("response") or next(iter(summaries.values()))
         return {**last, "stages": {name: {k: s.get(k) for k in ("global_step", "train_loss", "best_eval_loss",

@@ -6,11 +6,11 @@ intended|released maps its output to a class), ``gold`` (oracle label) or ``none
 vector: the ablation). The response model then decodes with ``decoding`` = ``standard`` (beam 5,
 <= 64 new tokens, eos stop, length penalty 1.0, no n-gram block; transformers beam search, batched;
 a checkpoint's ``standard_decoding`` in ``magic.json`` may change the last two, and ``--set`` wins
-over both) or ``released`` (the probability-summing 64-step beam, ``decoding.py``). Rows are length-sorted into batches and
-every decoded response is stored in the generation cache, keyed by the model's weights, its
-inputs and the decoding settings, so nothing is generated twice. ``truncation`` defaults to what
-the model was trained with. The predicted label is reported only for ``inferred`` (gold would
-score 100 by construction). ``ref_nll`` is the teacher-forced NLL of the reference + eos.
+over both) or ``released`` (the probability-summing 64-step beam, ``decoding.py``). Rows are
+length-sorted into batches and every decoded response is stored in the generation cache, keyed by
+the model's weights, its inputs and the decoding settings, so nothing is generated twice.
+``truncation`` defaults to what the model was trained with. The predicted label is reported only
+for ``inferred`` (gold would score 100 by construction). ``ref_nll`` is the teacher-forced NLL of the reference + eos.
 
 ``expand_contractions`` (default true) applies MAGIC's preprocessing ("I ' m" -> "I am", as in
 ``data/add_memory_motivation.py``, which expands context, response and memories of every split) to
@@ -85,8 +85,8 @@ class MagicSystem(System):
     name = "magic"
     description = "MAGIC: LoRA strategy inference + BART generator with a per-strategy memory (ECML-PKDD 2024)"
     option_names = ("model", "strategy", "strategy_parser", "decoding", "truncation", "strategy_model", "num_beams",
-                    "max_new_tokens", "length_penalty", "no_repeat_ngram_size", "strategy_max_new_tokens", "batch_size", "device", "no_cache",
-                    "cache_path", "seed", "heads", "progress", "expand_contractions")
+                    "max_new_tokens", "length_penalty", "no_repeat_ngram_size", "strategy_max_new_tokens", "batch_size",
+                    "device", "no_cache", "cache_path", "seed", "heads", "progress", "expand_contractions")
 
     def __init__(self, task: Any, **options: Any) -> None:
         super().__init__(task, **options)
@@ -121,7 +121,8 @@ class MagicSystem(System):
             if changed:
                 raise UserError(f"system 'magic' option {changed[0]} applies to decoding=standard only; the released "
                                 "probability-summing search has no such term")
-            self.length_penalty, self.no_repeat_ngram_size = NEUTRAL_BEAM["length_penalty"], NEUTRAL_BEAM["no_repeat_ngram_size"]
+            self.length_penalty = NEUTRAL_BEAM["length_penalty"]
+            self.no_repeat_ngram_size = NEUTRAL_BEAM["no_repeat_ngram_size"]
         batch = str(options.get("batch_size", "auto"))
         self.batch_size: Any = "auto" if batch == "auto" else _number(options, "batch_size", 16)
         device = str(options.get("device") or "auto")
@@ -258,7 +259,8 @@ class MagicSystem(System):
             texts = self.released_decode(prompts)
         else:
             config = GenerationConfig(max_new_tokens=self.max_new_tokens, num_beams=self.num_beams,
-                                      length_penalty=self.length_penalty, no_repeat_ngram_size=self.no_repeat_ngram_size)
+                                      length_penalty=self.length_penalty,
+                                      no_repeat_ngram_size=self.no_repeat_ngram_size)
             texts = self.generator.generate(prompts, config, encoder_hook=self.hook)
         scored = [i for i, e in enumerate(examples) if e.references and e.references[0].strip()]
         pairs = [(prompts[i], TokenPrompt(self.featurizer.target(examples[i].references[0]))) for i in scored]
