@@ -33,14 +33,6 @@ def option_flag(name: str, value: Any) -> bool:
     raise UserError(f"system 'zero_shot_lm' option {name}: expected true or false, got '{value}'")
 
 
-def option_number(name: str, value: Any, cast: type) -> Any:
-    """Return a numeric option, with a one-line error naming it when it does not parse."""
-    try:
-        return cast(value)
-    except (TypeError, ValueError):
-        raise UserError(f"system 'zero_shot_lm' option {name}: expected {cast.__name__}, got '{value}'") from None
-
-
 class ZeroShotLMSystem(System):
     """Prompt-based generation with any causal or encoder-decoder checkpoint (see module docstring).
 
@@ -70,16 +62,16 @@ class ZeroShotLMSystem(System):
         do_sample = option_flag("do_sample", options.get("do_sample", False))
         seed = options.get("seed")
         self.config = GenerationConfig(
-            max_new_tokens=option_number("max_new_tokens", options.get("max_new_tokens", 64), int),
+            max_new_tokens=self.number(options, "max_new_tokens", 64, int),
             do_sample=do_sample,
-            num_beams=option_number("num_beams", options.get("num_beams", 1), int),
-            temperature=option_number("temperature", options.get("temperature", 1.0), float),
-            top_p=option_number("top_p", options.get("top_p", 1.0), float),
-            top_k=option_number("top_k", options.get("top_k", 0), int),
-            repetition_penalty=option_number("repetition_penalty", options.get("repetition_penalty", 1.0), float),
-            no_repeat_ngram_size=option_number("no_repeat_ngram_size", options.get("no_repeat_ngram_size", 0), int),
-            length_penalty=option_number("length_penalty", options.get("length_penalty", 1.0), float),
-            seed=None if seed is None else option_number("seed", seed, int),
+            num_beams=self.number(options, "num_beams", 1, int),
+            temperature=self.number(options, "temperature", 1.0, float),
+            top_p=self.number(options, "top_p", 1.0, float),
+            top_k=self.number(options, "top_k", 0, int),
+            repetition_penalty=self.number(options, "repetition_penalty", 1.0, float),
+            no_repeat_ngram_size=self.number(options, "no_repeat_ngram_size", 0, int),
+            length_penalty=self.number(options, "length_penalty", 1.0, float),
+            seed=None if seed is None else self.number(options, "seed", seed, int),
         )
         self.score_references = option_flag("score_references", options.get("score_references", True))
         no_cache = option_flag("no_cache", options.get("no_cache", False))
@@ -89,7 +81,7 @@ class ZeroShotLMSystem(System):
             self.model_spec,
             dtype=str(options.get("dtype", "auto")), device=str(options.get("device", "auto")),
             trust_remote_code=option_flag("trust_remote_code", options.get("trust_remote_code", False)),
-            batch_size="auto" if batch_size == "auto" else option_number("batch_size", batch_size, int),
+            batch_size="auto" if batch_size == "auto" else self.number(options, "batch_size", batch_size, int),
             cache=self.cache, progress=option_flag("progress", options.get("progress", True)),
         )
 

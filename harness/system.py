@@ -35,6 +35,22 @@ class System(ABC):
                             f"got '{value}'")
         return flag
 
+    @classmethod
+    def number(cls, options: dict[str, Any], key: str, default: Any, cast: type = int,
+               minimum: float | None = None) -> Any:
+        """Return a numeric option given as a number or as text; one that does not parse or is below
+        ``minimum`` is a UserError naming the system and the option."""
+        value = options.get(key, default)
+        system = getattr(cls, "name", cls.__name__)
+        try:
+            number = cast(value) if isinstance(value, (int, float)) else cast(str(value).strip())
+        except (TypeError, ValueError):
+            kind = "an integer" if cast is int else "a number"
+            raise UserError(f"system '{system}' option {key}: expected {kind}, got '{value}'") from None
+        if minimum is not None and number < minimum:
+            raise UserError(f"system '{system}' option {key}: must be at least {minimum}, got {number}")
+        return number
+
     def __init__(self, task: Task, **options: Any) -> None:
         unknown = sorted(set(options) - set(self.option_names))
         if unknown:

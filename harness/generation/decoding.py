@@ -70,6 +70,7 @@ class RowControl:
                  record_margins: bool = False,
                  end_ids: Sequence[int] = (), generated_from: int | None = None):
         self.pad_lengths = [p for p in pad_lengths for _ in range(rows_per_prompt)]
+        self._pads: torch.Tensor | None = None
         self.penalty = repetition_penalty
         self.no_repeat = no_repeat_ngram_size
         self.sampling = sampling
@@ -111,6 +112,7 @@ class RowControl:
         """Keep only the batch positions ``keep`` (rows that finished were removed from the batch)."""
         self.rows = [self.rows[j] for j in keep]
         self.pad_lengths = [self.pad_lengths[j] for j in keep]
+        self._pads = None
         self.finished = [self.finished[j] for j in keep]
         if self.generators is not None:
             self.generators = [self.generators[j] for j in keep]
@@ -126,6 +128,12 @@ class RowControl:
             row = self.rows[position]
             if not done and gap < self.margins[row]:
                 self.margins[row] = gap
+
+    def _pad_column(self, device: torch.device) -> torch.Tensor:
+        """Return the rows' left-padding lengths as a (rows, 1) tensor, built once per batch shape."""
+        if self._pads is None or self._pads.device != device:
+            self._pads = torch.tensor(self.pad_lengths, device=device).unsqueeze(1)
+        return self._pads
 
     def _shape(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         """Apply the repetition penalty, then the n-gram block (transformers' processor order)."""
@@ -147,17 +155,18 @@ class RowControl:
         grams = input_ids.unfold(1, n, 1)  # (rows, width - n + 1, n)
         current = input_ids[:, width - n + 1:]  # the n - 1 latest tokens (empty for n = 1)
         match = (grams[:, :, :n - 1] == current.unsqueeze(1)).all(dim=-1)
-        pads = torch.tensor(self.pad_lengths, device=input_ids.device).unsqueeze(1)
+        pads = self._pad_column(input_ids.device)
         starts = torch.arange(grams.shape[1], device=input_ids.device).unsqueeze(0)
         match &= starts >= pads  # an n-gram that begins in the padding is not the row's own
         # scatter_add, not a boolean scatter: repeated ids with mixed True/False must still ban
         hits = match.to(scores.device, torch.float)
-        banned = torch.zeros(scores.shape, device=scores.device).scatter_add_(1, grams[:, :, -1].to(scores.device), hits)
+        last = grams[:, :, -1].to(scores.device)
+        banned = torch.zeros(scores.shape, device=scores.device).scatter_add_(1, last, hits)
         return scores.masked_fill(banned > 0, float("-inf"))
 
     def _penalise(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         """Penalise each row's earlier tokens (CTRL rule, as transformers), ignoring its left padding."""
-        pads = torch.tensor(self.pad_lengths, device=input_ids.device).unsqueeze(1)
+        pads = self._pad_column(input_ids.device)
         first_real = torch.gather(input_ids, 1, pads)
         positions = torch.arange(input_ids.shape[1], device=input_ids.device).unsqueeze(0)
         # padding points at the row's first real token: scatter then writes an equal value twice

@@ -10,7 +10,8 @@ over both) or ``released`` (the probability-summing 64-step beam, ``decoding.py`
 length-sorted into batches and every decoded response is stored in the generation cache, keyed by
 the model's weights, its inputs and the decoding settings, so nothing is generated twice.
 ``truncation`` defaults to what the model was trained with. The predicted label is reported only
-for ``inferred`` (gold would score 100 by construction). ``ref_nll`` is the teacher-forced NLL of the reference + eos.
+for ``inferred`` (gold would score 100 by construction). ``ref_nll`` is the teacher-forced NLL of
+the reference + eos.
 
 ``expand_contractions`` (default true) applies MAGIC's preprocessing ("I ' m" -> "I am", as in
 ``data/add_memory_motivation.py``, which expands context, response and memories of every split) to
@@ -44,33 +45,6 @@ def _choice(options: dict[str, Any], name: str, default: str, choices: Sequence[
     value = str(options.get(name) or default)
     if value not in choices:
         raise UserError(f"system 'magic' option {name}: '{value}' is not one of {', '.join(choices)}")
-    return value
-
-
-def _beam_setting(options: dict[str, Any], defaults: dict[str, Any], name: str, cast: type) -> Any:
-    """Return a beam-search setting: the user's option, else the checkpoint's default, else the neutral value.
-
-    MAGIC's README decodes with length penalty 1.0 and no n-gram block; a preset may ship other
-    values (tuned on its own training split) in ``magic.json``'s ``standard_decoding``.
-    """
-    raw = options.get(name, defaults.get(name, NEUTRAL_BEAM[name]))
-    try:
-        value = cast(str(raw))
-    except ValueError:
-        raise UserError(f"system 'magic' option {name}: expected {'a number' if cast is float else 'an integer'}, "
-                        f"got '{raw}'") from None
-    if cast is int and value < 0:
-        raise UserError(f"system 'magic' option {name}: must be at least 0, got {value}")
-    return value
-
-
-def _number(options: dict[str, Any], name: str, default: int) -> int:
-    try:
-        value = int(str(options.get(name, default)))
-    except ValueError:
-        raise UserError(f"system 'magic' option {name}: expected an integer, got '{options.get(name)}'") from None
-    if value < 1:
-        raise UserError(f"system 'magic' option {name}: must be at least 1, got {value}")
     return value
 
 
@@ -110,11 +84,14 @@ class MagicSystem(System):
         features = dict(self.meta.get("features") or {})
         self.truncation = _choice(options, "truncation", features.get("truncation", "right" if self.released_layout else "left"),
                                   TRUNCATIONS)
-        self.num_beams = _number(options, "num_beams", 5)
-        self.max_new_tokens = _number(options, "max_new_tokens", 64)
-        beam_defaults = dict(self.meta.get("standard_decoding") or {})
-        self.length_penalty = _beam_setting(options, beam_defaults, "length_penalty", float)
-        self.no_repeat_ngram_size = _beam_setting(options, beam_defaults, "no_repeat_ngram_size", int)
+        self.num_beams = self.number(options, "num_beams", 5, minimum=1)
+        self.max_new_tokens = self.number(options, "max_new_tokens", 64, minimum=1)
+        # the user's option, else the checkpoint's default (a preset's, tuned on its own training split),
+        # else MAGIC's README setting
+        beam_defaults = {**NEUTRAL_BEAM, **(self.meta.get("standard_decoding") or {})}
+        self.length_penalty = self.number(options, "length_penalty", beam_defaults["length_penalty"], float)
+        self.no_repeat_ngram_size = self.number(options, "no_repeat_ngram_size", beam_defaults["no_repeat_ngram_size"],
+                                                minimum=0)
         if self.decoding == "released":
             changed = [name for name in NEUTRAL_BEAM if name in options
                        and getattr(self, name) != NEUTRAL_BEAM[name]]
@@ -124,7 +101,7 @@ class MagicSystem(System):
             self.length_penalty = NEUTRAL_BEAM["length_penalty"]
             self.no_repeat_ngram_size = NEUTRAL_BEAM["no_repeat_ngram_size"]
         batch = str(options.get("batch_size", "auto"))
-        self.batch_size: Any = "auto" if batch == "auto" else _number(options, "batch_size", 16)
+        self.batch_size: Any = "auto" if batch == "auto" else self.number(options, "batch_size", 16, minimum=1)
         device = str(options.get("device") or "auto")
         self.device = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)
         heads = int(options["heads"]) if options.get("heads") else None
@@ -185,7 +162,7 @@ class MagicSystem(System):
         turns = self.meta.get("strategy_prompt_turns")
         prompts = [build_prompt(example.context, turns) for example in examples]
         default = 80 if (self.meta.get("options") or {}).get("motivations") else 24
-        config = GenerationConfig(max_new_tokens=_number(self.options, "strategy_max_new_tokens", default))
+        config = GenerationConfig(max_new_tokens=self.number(self.options, "strategy_max_new_tokens", default, minimum=1))
         texts = self.strategy_generator.generate(prompts, config)
         return [parse_strategy(text, prompt, self.parser) for text, prompt in zip(texts, prompts)]
 
